@@ -1,0 +1,275 @@
+// CPU traversal engines shared by max and average pooling.
+//
+// Forward: every output folds the in-bounds taps of its window in row-major
+// (d, h, w) order.  The contiguous engine walks an output row at a time and,
+// for the windows that lie wholly inside the input along W, folds one tap over
+// a chunk of consecutive outputs, so the inner loop is a unit- or fixed-stride
+// loop the compiler vectorises.  The channels_last engine folds over C.
+//
+// Backward: every input element gathers from the outputs whose window covers
+// it (Dim::for_each_cover), in increasing output order; no atomics, one write.
+#pragma once
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../geometry.h"
+
+namespace poolext {
+namespace cpu {
+
+constexpr int64_t kChunk = 256;  // outputs (or channels) folded per buffer pass
+
+// Grain for at::parallel_for: about `target` elementary steps per task.
+inline int64_t grain_for(int64_t work_per_item, int64_t target = 1 << 15) {
+  return std::max<int64_t>(1, target / std::max<int64_t>(1, work_per_item));
+}
+
+// Reduce policies fold taps into (value, tap) buffers.
+template <typename acc_t>
+struct MaxReduce {
+  static inline void first(acc_t& v, int32_t& t, acc_t x, int32_t tap) {
+    v = x;
+    t = tap;
+  }
+  static inline void step(acc_t& v, int32_t& t, acc_t x, int32_t tap) {
+    const bool take = max_takes(x, v);
+    v = take ? x : v;
+    t = take ? tap : t;
+  }
+};
+
+template <typename acc_t>
+struct SumReduce {
+  static inline void first(acc_t& v, int32_t&, acc_t x, int32_t) { v = x; }
+  static inline void step(acc_t& v, int32_t&, acc_t x, int32_t) { v += x; }
+};
+
+// Fold one tap over n outputs whose inputs are src[0], src[S], src[2S], ...
+template <typename R, int S, typename scalar_t, typename acc_t>
+inline void fold_tap(acc_t* __restrict__ v, int32_t* __restrict__ t,
+                     const scalar_t* __restrict__ src, int64_t stride, int64_t n, int32_t tap,
+                     bool first) {
+  const int64_t s = S > 0 ? S : stride;
+  if (first) {
+    for (int64_t i = 0; i < n; ++i) R::first(v[i], t[i], static_cast<acc_t>(src[i * s]), tap);
+  } else {
+    for (int64_t i = 0; i < n; ++i) R::step(v[i], t[i], static_cast<acc_t>(src[i * s]), tap);
+  }
+}
+
+// Contiguous forward.  `in` holds N*C planes of D*H*W.  For each output,
+// finish(plane, od, oh, ow, value, tap) is called once.
+template <typename R, int S, typename scalar_t, typename Finish>
+void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
+                      Finish&& finish) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  acc_t vbuf[kChunk];
+  int32_t tbuf[kChunk];
+  // Interior along W: windows entirely inside [0, W.in).
+  int64_t owa = std::min(div_ceil(W.p, W.s), W.out);
+  int64_t owb = div_floor(W.in - 1 - (W.k - 1) * W.d + W.p, W.s) + 1;
+  owb = std::max(owa, std::min(owb, W.out));
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t oh = r % H.out;
+    const int64_t od = (r / H.out) % D.out;
+    const int64_t plane = r / (H.out * D.out);
+    const scalar_t* in_plane = in + plane * g.in_plane();
+    const int64_t jd0 = D.tap_lo(od), jd1 = D.tap_hi(od);
+    const int64_t jh0 = H.tap_lo(oh), jh1 = H.tap_hi(oh);
+    auto border = [&](int64_t ow) {
+      const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
+      acc_t v{};
+      int32_t t = 0;
+      bool first = true;
+      for (int64_t jd = jd0; jd < jd1; ++jd) {
+        for (int64_t jh = jh0; jh < jh1; ++jh) {
+          const scalar_t* row =
+              in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
+          for (int64_t jw = jw0; jw < jw1; ++jw) {
+            const acc_t x = static_cast<acc_t>(row[W.start(ow) + jw * W.d]);
+            const int32_t tap = static_cast<int32_t>(g.tap(jd, jh, jw));
+            if (first) {
+              R::first(v, t, x, tap);
+              first = false;
+            } else {
+              R::step(v, t, x, tap);
+            }
+          }
+        }
+      }
+      finish(plane, od, oh, ow, v, t);
+    };
+    for (int64_t ow = 0; ow < owa; ++ow) border(ow);
+    for (int64_t ow0 = owa; ow0 < owb; ow0 += kChunk) {
+      const int64_t n = std::min(kChunk, owb - ow0);
+      bool first = true;
+      for (int64_t jd = jd0; jd < jd1; ++jd) {
+        for (int64_t jh = jh0; jh < jh1; ++jh) {
+          const scalar_t* row =
+              in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
+          for (int64_t jw = 0; jw < W.k; ++jw) {
+            fold_tap<R, S>(vbuf, tbuf, row + W.start(ow0) + jw * W.d, W.s, n,
+                           static_cast<int32_t>(g.tap(jd, jh, jw)), first);
+            first = false;
+          }
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) finish(plane, od, oh, ow0 + i, vbuf[i], tbuf[i]);
+    }
+    for (int64_t ow = owb; ow < W.out; ++ow) border(ow);
+  }
+}
+
+template <typename R, typename scalar_t, typename Finish>
+void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
+  const int64_t rows = g.N * g.C * g.dim[0].out * g.dim[1].out;
+  const int64_t work = g.dim[2].out * g.kernel_volume();
+  at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
+    switch (g.dim[2].s) {
+      case 1: fold_contig_rows<R, 1>(in, g, r0, r1, finish); break;
+      case 2: fold_contig_rows<R, 2>(in, g, r0, r1, finish); break;
+      default: fold_contig_rows<R, 0>(in, g, r0, r1, finish); break;
+    }
+  });
+}
+
+// channels_last forward.  `in` is N x D x H x W x C.  For each output position
+// and chunk of channels, finish(pos, c0, n, vbuf, tbuf) is called once, with
+// pos = ((n*OD + od)*OH + oh)*OW + ow.
+template <typename R, typename scalar_t, typename Finish>
+void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = g.C;
+  const int64_t positions = g.N * g.out_plane();
+  at::parallel_for(0, positions, grain_for(C * g.kernel_volume()), [&](int64_t p0, int64_t p1) {
+    acc_t vbuf[kChunk];
+    int32_t tbuf[kChunk];
+    for (int64_t pos = p0; pos < p1; ++pos) {
+      const int64_t ow = pos % W.out;
+      const int64_t oh = (pos / W.out) % H.out;
+      const int64_t od = (pos / (W.out * H.out)) % D.out;
+      const int64_t nb = pos / g.out_plane();
+      const scalar_t* in_n = in + nb * g.in_plane() * C;
+      const int64_t jd0 = D.tap_lo(od), jd1 = D.tap_hi(od);
+      const int64_t jh0 = H.tap_lo(oh), jh1 = H.tap_hi(oh);
+      const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
+      for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+        const int64_t n = std::min(kChunk, C - c0);
+        bool first = true;
+        for (int64_t jd = jd0; jd < jd1; ++jd) {
+          for (int64_t jh = jh0; jh < jh1; ++jh) {
+            for (int64_t jw = jw0; jw < jw1; ++jw) {
+              const int64_t sp = ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
+                                 W.start(ow) + jw * W.d;
+              fold_tap<R, 1>(vbuf, tbuf, in_n + sp * C + c0, 1, n,
+                             static_cast<int32_t>(g.tap(jd, jh, jw)), first);
+              first = false;
+            }
+          }
+        }
+        finish(pos, c0, n, vbuf, tbuf);
+      }
+    }
+  });
+}
+
+// Covers of one dim as a compact table: for input i, entries [off[i], off[i+1])
+// of (o, j), in increasing o.
+struct CoverTable {
+  std::vector<int64_t> off, o, j;
+  explicit CoverTable(const Dim& dm) {
+    off.reserve(dm.in + 1);
+    off.push_back(0);
+    for (int64_t i = 0; i < dm.in; ++i) {
+      dm.for_each_cover(i, [&](int64_t oo, int64_t jj) {
+        o.push_back(oo);
+        j.push_back(jj);
+      });
+      off.push_back(static_cast<int64_t>(o.size()));
+    }
+  }
+};
+
+// Contiguous backward gather.  For input element (plane, id, ih, iw) it sums
+// take(o, tap) over covering outputs o (flat index into the output tensor)
+// with tap the input's position inside o's window, and stores the sum.
+template <typename scalar_t, typename Take>
+void gather_contig(scalar_t* grad_in, const Geometry& g, Take&& take) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const CoverTable cd(D), ch(H), cw(W);
+  const int64_t rows = g.N * g.C * D.in * H.in;
+  const int64_t covers_w = static_cast<int64_t>(cw.o.size());
+  at::parallel_for(0, rows, grain_for(covers_w + W.in), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t ih = r % H.in;
+      const int64_t id = (r / H.in) % D.in;
+      const int64_t plane = r / (H.in * D.in);
+      scalar_t* out_row = grad_in + r * W.in;
+      const int64_t obase = plane * g.out_plane();
+      const bool covered = cd.off[id] < cd.off[id + 1] && ch.off[ih] < ch.off[ih + 1];
+      if (!covered) {
+        std::fill(out_row, out_row + W.in, scalar_t(0));
+        continue;
+      }
+      for (int64_t iw = 0; iw < W.in; ++iw) {
+        acc_t acc = 0;
+        for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
+          for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
+            const int64_t orow = obase + (cd.o[a] * H.out + ch.o[b]) * W.out;
+            const int64_t tdh = g.tap(cd.j[a], ch.j[b], 0);
+            for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
+              acc += take(orow + cw.o[c], tdh + cw.j[c], cd.o[a], ch.o[b], cw.o[c]);
+            }
+          }
+        }
+        out_row[iw] = static_cast<scalar_t>(acc);
+      }
+    }
+  });
+}
+
+// channels_last backward gather.  For input position (n, id, ih, iw) and a
+// chunk of channels it calls take(acc, opos, tap, c0, n) for every covering
+// output position opos (flat over N*OD*OH*OW) to add into acc[0..n).
+template <typename scalar_t, typename Take>
+void gather_cl(scalar_t* grad_in, const Geometry& g, Take&& take) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const CoverTable cd(D), ch(H), cw(W);
+  const int64_t C = g.C;
+  const int64_t positions = g.N * g.in_plane();
+  at::parallel_for(0, positions, grain_for(C * 4), [&](int64_t p0, int64_t p1) {
+    acc_t acc[kChunk];
+    for (int64_t pos = p0; pos < p1; ++pos) {
+      const int64_t iw = pos % W.in;
+      const int64_t ih = (pos / W.in) % H.in;
+      const int64_t id = (pos / (W.in * H.in)) % D.in;
+      const int64_t nb = pos / g.in_plane();
+      for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
+        const int64_t n = std::min(kChunk, C - c0);
+        std::fill(acc, acc + n, acc_t(0));
+        for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
+          for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
+            for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
+              const int64_t opos = ((nb * D.out + cd.o[a]) * H.out + ch.o[b]) * W.out + cw.o[c];
+              take(acc, opos, g.tap(cd.j[a], ch.j[b], cw.j[c]), c0, n, cd.o[a], ch.o[b], cw.o[c]);
+            }
+          }
+        }
+        scalar_t* dst = grad_in + pos * C + c0;
+        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(acc[i]);
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace poolext

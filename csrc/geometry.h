@@ -1,0 +1,163 @@
+// The one pooling geometry shared by every rank, op and device.
+//
+// 1d and 2d pooling are 3d pooling with size-1 leading spatial dims (kernel 1,
+// stride 1, padding 0, dilation 1 there), so every rule below is written once
+// and used by the CPU kernels and the CUDA kernels alike.
+#pragma once
+
+#include <c10/macros/Macros.h>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+namespace poolext {
+
+C10_HOST_DEVICE inline int64_t div_floor(int64_t a, int64_t b) {
+  // b > 0
+  int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+C10_HOST_DEVICE inline int64_t div_ceil(int64_t a, int64_t b) {
+  // b > 0
+  return -div_floor(-a, b);
+}
+
+C10_HOST_DEVICE inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+C10_HOST_DEVICE inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Output length of one spatial dim: section 2 of DESIGN.md.
+C10_HOST_DEVICE inline int64_t pooled_size(int64_t L, int64_t k, int64_t s, int64_t p,
+                                           int64_t d, bool ceil_mode) {
+  int64_t out = div_floor(L + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0), s) + 1;
+  if (ceil_mode && (out - 1) * s >= L + p) {
+    --out;
+  }
+  return out;
+}
+
+// One spatial dimension of a pooling problem.
+struct Dim {
+  int64_t in;   // input length
+  int64_t out;  // output length
+  int64_t k;    // kernel
+  int64_t s;    // stride
+  int64_t p;    // padding
+  int64_t d;    // dilation
+
+  // First input coordinate of window o (may be negative: padding).
+  C10_HOST_DEVICE int64_t start(int64_t o) const { return o * s - p; }
+
+  // Max pooling: taps j in [lo, hi) of window o fall inside the input.
+  // Every window has at least one (guaranteed by the output size rule).
+  C10_HOST_DEVICE int64_t tap_lo(int64_t o) const {
+    int64_t st = start(o);
+    return st < 0 ? div_ceil(-st, d) : 0;
+  }
+  C10_HOST_DEVICE int64_t tap_hi(int64_t o) const {
+    return min64(k, div_ceil(in - start(o), d));
+  }
+
+  // Average pooling (dilation 1): [lo, hi) of window o clipped to the input,
+  // and the size of the window clipped to the padded input [-p, in + p).
+  C10_HOST_DEVICE int64_t avg_lo(int64_t o) const { return max64(start(o), 0); }
+  C10_HOST_DEVICE int64_t avg_hi(int64_t o) const { return min64(start(o) + k, in); }
+  C10_HOST_DEVICE int64_t avg_pool_size(int64_t o) const {
+    return min64(start(o) + k, in + p) - start(o);
+  }
+
+  // Outputs whose window covers input coordinate i: i == o*s - p + j*d.
+  // Visits (o, j) in increasing o, i.e. decreasing j.
+  template <typename F>
+  C10_HOST_DEVICE void for_each_cover(int64_t i, F&& f) const {
+    if (d == 1) {
+      // o in [ceil((i + p - k + 1) / s), floor((i + p) / s)]
+      int64_t o_lo = max64(div_ceil(i + p - k + 1, s), 0);
+      int64_t o_hi = min64(div_floor(i + p, s), out - 1);
+      for (int64_t o = o_lo; o <= o_hi; ++o) {
+        f(o, i + p - o * s);
+      }
+    } else {
+      for (int64_t j = k - 1; j >= 0; --j) {
+        int64_t t = i + p - j * d;
+        if (t < 0) continue;
+        if (t % s != 0) continue;
+        int64_t o = t / s;
+        if (o >= out) break;
+        f(o, j);
+      }
+    }
+  }
+};
+
+// A whole problem: planes (N*C, or N for channels_last with C inner) times
+// three spatial dims.
+struct Geometry {
+  Dim dim[3];  // D, H, W
+  int64_t N;   // batch
+  int64_t C;   // channels
+
+  C10_HOST_DEVICE int64_t kernel_volume() const { return dim[0].k * dim[1].k * dim[2].k; }
+  C10_HOST_DEVICE int64_t in_plane() const { return dim[0].in * dim[1].in * dim[2].in; }
+  C10_HOST_DEVICE int64_t out_plane() const { return dim[0].out * dim[1].out * dim[2].out; }
+  // Flat tap index of (jd, jh, jw) inside the window, row-major.
+  C10_HOST_DEVICE int64_t tap(int64_t jd, int64_t jh, int64_t jw) const {
+    return (jd * dim[1].k + jh) * dim[2].k + jw;
+  }
+  // Torch-style plane index of tap `t` of output (od, oh, ow).
+  C10_HOST_DEVICE int64_t plane_index(int64_t od, int64_t oh, int64_t ow, int64_t t) const {
+    int64_t jw = t % dim[2].k;
+    int64_t r = t / dim[2].k;
+    int64_t jh = r % dim[1].k;
+    int64_t jd = r / dim[1].k;
+    int64_t id = dim[0].start(od) + jd * dim[0].d;
+    int64_t ih = dim[1].start(oh) + jh * dim[1].d;
+    int64_t iw = dim[2].start(ow) + jw * dim[2].d;
+    return (id * dim[1].in + ih) * dim[2].in + iw;
+  }
+  // Whether tap `t` of output (od, oh, ow) is an in-bounds input element
+  // (guards reads driven by an argmax tensor from outside).
+  C10_HOST_DEVICE bool tap_in_bounds(int64_t od, int64_t oh, int64_t ow, int64_t t) const {
+    if (t < 0 || t >= kernel_volume()) return false;
+    int64_t jw = t % dim[2].k;
+    int64_t r = t / dim[2].k;
+    int64_t jh = r % dim[1].k;
+    int64_t jd = r / dim[1].k;
+    return jd >= dim[0].tap_lo(od) && jd < dim[0].tap_hi(od) && jh >= dim[1].tap_lo(oh) &&
+           jh < dim[1].tap_hi(oh) && jw >= dim[2].tap_lo(ow) && jw < dim[2].tap_hi(ow);
+  }
+  // Divisor of average window (od, oh, ow).
+  C10_HOST_DEVICE int64_t avg_divisor(int64_t od, int64_t oh, int64_t ow,
+                                      bool count_include_pad, int64_t divisor_override) const {
+    if (divisor_override != 0) return divisor_override;
+    if (count_include_pad) {
+      return dim[0].avg_pool_size(od) * dim[1].avg_pool_size(oh) * dim[2].avg_pool_size(ow);
+    }
+    return (dim[0].avg_hi(od) - dim[0].avg_lo(od)) * (dim[1].avg_hi(oh) - dim[1].avg_lo(oh)) *
+           (dim[2].avg_hi(ow) - dim[2].avg_lo(ow));
+  }
+};
+
+// Max pooling's update rule: take v when v > best or v is NaN.  Ties keep the
+// first maximum; the last NaN in scan order wins.
+template <typename acc_t>
+C10_HOST_DEVICE inline bool max_takes(acc_t v, acc_t best) {
+  if constexpr (std::is_floating_point<acc_t>::value) {
+    return v > best || v != v;
+  } else {
+    return v > best;
+  }
+}
+
+// Lowest value for max initialisation.
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t lowest() {
+  if constexpr (std::is_floating_point<acc_t>::value) {
+    return -INFINITY;
+  } else {
+    return std::numeric_limits<acc_t>::lowest();
+  }
+}
+
+}  // namespace poolext

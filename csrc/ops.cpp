@@ -1,0 +1,38 @@
+// Operator schemas of poolext (torch.ops.poolext.*) and the Python module
+// that loading registers them through.  Kernels live in cpu/ and cuda/.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// `import poolext._C` runs the static TORCH_LIBRARY registrations below.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(poolext, m) {
+  // Max pooling.  argmax: the winner's tap index inside its window (uint8 up
+  // to 256 taps, int16 read as uint16 up to 65536, else int32), shaped like
+  // the output, or empty unless with_argmax.  indices: torch-style int64 plane
+  // indices, or empty unless with_indices.
+  m.def(
+      "max_pool(Tensor self, int[] kernel_size, int[] stride, int[] padding, int[] dilation, "
+      "bool ceil_mode, bool channels_last, bool with_argmax, bool with_indices) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def(
+      "max_pool_backward(Tensor grad_output, Tensor argmax, SymInt[] input_size, "
+      "int[] kernel_size, int[] stride, int[] padding, int[] dilation, bool ceil_mode, "
+      "bool channels_last) -> Tensor");
+  m.def(
+      "max_pool_gather(Tensor source, Tensor argmax, int[] kernel_size, int[] stride, "
+      "int[] padding, int[] dilation, bool ceil_mode, bool channels_last) -> Tensor");
+  // Average pooling.
+  m.def(
+      "avg_pool(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, "
+      "bool count_include_pad, int? divisor_override, bool channels_last) -> Tensor");
+  m.def(
+      "avg_pool_backward(Tensor grad_output, SymInt[] input_size, int[] kernel_size, "
+      "int[] stride, int[] padding, bool ceil_mode, bool count_include_pad, "
+      "int? divisor_override, bool channels_last) -> Tensor");
+}

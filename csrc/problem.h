@@ -1,0 +1,148 @@
+// Argument checks and problem set-up shared by every op on every device.
+//
+// The Python layer normalises arguments and raises torch's errors first; these
+// checks repeat what memory safety depends on, so that a direct call of
+// torch.ops.poolext.* with bad arguments raises instead of crashing.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/ArrayRef.h>
+#include <c10/util/Exception.h>
+#include <c10/util/irange.h>
+
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "geometry.h"
+
+namespace poolext {
+
+inline std::string list_str(c10::IntArrayRef v) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < v.size(); ++i) {
+    os << (i ? ", " : "") << v[i];
+  }
+  os << (v.size() == 1 ? ",)" : ")");
+  return os.str();
+}
+
+struct Problem {
+  Geometry g;
+  int rank = 0;          // spatial rank, 1..3
+  bool batched = true;   // input has an N dim
+  bool channels_last = false;
+  std::vector<int64_t> out_shape;
+
+  at::MemoryFormat memory_format() const {
+    if (!channels_last) return at::MemoryFormat::Contiguous;
+    return rank == 2 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
+  }
+  int64_t in_numel() const { return g.N * g.C * g.in_plane(); }
+  int64_t out_numel() const { return g.N * g.C * g.out_plane(); }
+};
+
+// `sizes`: the input's sizes.  `dilation` empty means all ones (avg pooling).
+inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArrayRef kernel_size,
+                            c10::IntArrayRef stride, c10::IntArrayRef padding,
+                            c10::IntArrayRef dilation, bool ceil_mode, bool channels_last) {
+  const int64_t r = static_cast<int64_t>(kernel_size.size());
+  TORCH_CHECK(r >= 1 && r <= 3, op, ": kernel_size must have 1, 2 or 3 entries, got kernel_size=",
+              list_str(kernel_size));
+  TORCH_CHECK(static_cast<int64_t>(stride.size()) == r, op, ": stride must have ", r,
+              " entries, got stride=", list_str(stride));
+  TORCH_CHECK(static_cast<int64_t>(padding.size()) == r, op, ": padding must have ", r,
+              " entries, got padding=", list_str(padding));
+  TORCH_CHECK(dilation.empty() || static_cast<int64_t>(dilation.size()) == r, op,
+              ": dilation must have ", r, " entries, got dilation=", list_str(dilation));
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  for (int64_t i = 0; i < r; ++i) {
+    TORCH_CHECK(kernel_size[i] > 0 && kernel_size[i] <= kMax, op,
+                ": kernel_size must be positive (and fit in int32), got kernel_size=",
+                list_str(kernel_size));
+    TORCH_CHECK(stride[i] > 0 && stride[i] <= (int64_t(1) << 48), op,
+                ": stride must be positive (and at most 2^48), got stride=", list_str(stride));
+    TORCH_CHECK(dilation.empty() || (dilation[i] > 0 && dilation[i] <= kMax), op,
+                ": dilation must be positive (and fit in int32), got dilation=",
+                list_str(dilation));
+    TORCH_CHECK(padding[i] >= 0 && padding[i] <= kernel_size[i] / 2, op,
+                ": padding must be non-negative and at most half the kernel size, got padding=",
+                list_str(padding), " with kernel_size=", list_str(kernel_size));
+  }
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  TORCH_CHECK(ndim == r + 1 || ndim == r + 2, op, ": expected a ", r + 1, "D (unbatched) or ",
+              r + 2, "D (batched) input, got input of shape ", list_str(sizes));
+  // Only a batch dim may be zero.
+  for (int64_t i = ndim == r + 2 ? 1 : 0; i < ndim; ++i) {
+    TORCH_CHECK(sizes[i] > 0, op, ": input dims other than the batch dim must be non-zero, got input of shape ",
+                list_str(sizes));
+  }
+  TORCH_CHECK(!channels_last || (r >= 2 && ndim == r + 2), op,
+              ": channels_last needs a batched 2d or 3d input");
+
+  Problem pb;
+  pb.rank = static_cast<int>(r);
+  pb.batched = ndim == r + 2;
+  pb.channels_last = channels_last;
+  pb.g.N = pb.batched ? sizes[0] : 1;
+  pb.g.C = sizes[ndim - r - 1];
+  for (int64_t i = 0; i < 3; ++i) {
+    Dim& dm = pb.g.dim[i];
+    const int64_t a = i - (3 - r);  // index into the argument lists
+    if (a < 0) {
+      dm = Dim{1, 1, 1, 1, 0, 1};
+      continue;
+    }
+    dm.in = sizes[ndim - r + a];
+    dm.k = kernel_size[a];
+    dm.s = stride[a];
+    dm.p = padding[a];
+    dm.d = dilation.empty() ? 1 : dilation[a];
+    dm.out = pooled_size(dm.in, dm.k, dm.s, dm.p, dm.d, ceil_mode);
+  }
+  for (int64_t a = 0; a < r; ++a) {
+    TORCH_CHECK(pb.g.dim[3 - r + a].out >= 1, op, ": output size is too small: input of shape ",
+                list_str(sizes), " with kernel_size=", list_str(kernel_size),
+                ", stride=", list_str(stride), ", padding=", list_str(padding),
+                dilation.empty() ? std::string() : ", dilation=" + list_str(dilation),
+                " gives a spatial output dim of ", pb.g.dim[3 - r + a].out);
+  }
+  pb.out_shape.assign(sizes.begin(), sizes.end());
+  for (int64_t a = 0; a < r; ++a) {
+    pb.out_shape[ndim - r + a] = pb.g.dim[3 - r + a].out;
+  }
+  return pb;
+}
+
+// Byte width of the compact argmax: the winner's tap index inside its window.
+inline at::ScalarType argmax_dtype(int64_t kernel_volume) {
+  if (kernel_volume <= 256) return at::kByte;
+  if (kernel_volume <= 65536) return at::kShort;  // read back as uint16
+  return at::kInt;
+}
+
+inline void check_argmax(const char* op, const Problem& pb, const at::Tensor& argmax) {
+  TORCH_CHECK(argmax.scalar_type() == argmax_dtype(pb.g.kernel_volume()), op,
+              ": argmax has dtype ", argmax.scalar_type(), ", expected ",
+              argmax_dtype(pb.g.kernel_volume()), " for a window of ", pb.g.kernel_volume(),
+              " elements");
+  TORCH_CHECK(argmax.sizes() == c10::IntArrayRef(pb.out_shape), op, ": argmax has shape ",
+              list_str(argmax.sizes()), ", expected ", list_str(pb.out_shape));
+}
+
+inline void check_grad_output(const char* op, const Problem& pb, const at::Tensor& grad_output) {
+  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(pb.out_shape), op,
+              ": grad_output has shape ", list_str(grad_output.sizes()), ", expected ",
+              list_str(pb.out_shape));
+  TORCH_CHECK(at::isFloatingType(grad_output.scalar_type()), op,
+              ": grad_output must be a floating point tensor, got ", grad_output.scalar_type());
+}
+
+// Empty tensor for outputs the caller did not ask for.
+inline at::Tensor none_like(const at::Tensor& t, at::ScalarType dt) {
+  return at::empty({0}, t.options().dtype(dt));
+}
+
+}  // namespace poolext

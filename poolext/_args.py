@@ -1,0 +1,142 @@
+"""Argument normalisation and the shape rules, in Python.
+
+The functional layer uses these to refuse what torch refuses (with a message
+naming the argument and its value) before any kernel runs, and the fake
+kernels use them to compute output shapes under torch.compile.  The C++ side
+(csrc/problem.h) repeats the checks that memory safety depends on.
+"""
+
+import operator
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+_INT32_MAX = 2**31 - 1
+_NAMES = {1: "one", 2: "two", 3: "three"}
+
+
+def _as_int(op, name, value, element):
+    if isinstance(value, torch.SymInt):
+        return value
+    if isinstance(element, bool) or not hasattr(element, "__index__"):
+        raise TypeError(
+            f"{op}: {name} must be an int or a tuple of ints, got {name}={value!r} "
+            f"(an element of type {type(element).__name__})"
+        )
+    return operator.index(element)
+
+
+def expand(op, name, value, n, allow_none=False):
+    """An int, or a sequence of 1 or n ints, as a tuple of n ints.
+
+    With allow_none (stride), None or an empty sequence gives None.
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {name}=None")
+    if isinstance(value, (int, torch.SymInt)) or (
+        hasattr(value, "__index__") and not isinstance(value, (tuple, list, torch.Size))
+    ):
+        v = _as_int(op, name, value, value)
+        return (v,) * n
+    try:
+        seq = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"{op}: {name} must be an int or a tuple of ints, got {name}={value!r}"
+        ) from None
+    if allow_none and len(seq) == 0:
+        return None
+    if len(seq) == 1:
+        seq = seq * n
+    if len(seq) != n:
+        what = "a single int" if n == 1 else f"a single int or a tuple of {_NAMES[n]} ints"
+        raise RuntimeError(f"{op}: {name} must be {what}, got {name}={value!r}")
+    return tuple(_as_int(op, name, value, e) for e in seq)
+
+
+def pooled_size(L, k, s, p, d, ceil_mode):
+    """Output length of one spatial dim (DESIGN.md section 2)."""
+    out = (L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= L + p:
+        out = out - 1
+    return out
+
+
+def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
+    """Refuse non-positive kernel/stride/dilation, negative or over-half padding."""
+    for name, vals, lo in (
+        ("kernel_size", kernel_size, 1),
+        ("stride", stride, 1),
+        ("dilation", dilation, 1),
+        ("padding", padding, 0),
+    ):
+        if vals is None:
+            continue
+        for v in vals:
+            if v < lo:
+                rule = "positive" if lo else "non-negative"
+                raise RuntimeError(f"{op}: {name} must be {rule}, got {name}={vals}")
+            if v > _INT32_MAX and (name != "stride" or int32_stride):
+                raise RuntimeError(f"{op}: {name} must fit in int32, got {name}={vals}")
+    for p, k in zip(padding, kernel_size):
+        if p > k // 2:
+            raise RuntimeError(
+                f"{op}: padding must be at most half the kernel size, got padding={padding} "
+                f"with kernel_size={kernel_size}"
+            )
+
+
+def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checks the input's shape and returns the output's."""
+    r = len(kernel_size)
+    ndim = len(sizes)
+    if ndim not in (r + 1, r + 2):
+        raise RuntimeError(
+            f"{op}: expected a {r + 1}D (unbatched) or {r + 2}D (batched) input, "
+            f"got input of shape {tuple(sizes)}"
+        )
+    first = 1 if ndim == r + 2 else 0
+    for i in range(first, ndim):
+        if sizes[i] == 0:
+            raise RuntimeError(
+                f"{op}: input dims other than the batch dim must be non-zero, "
+                f"got input of shape {tuple(sizes)}"
+            )
+    dilation = dilation if dilation is not None else (1,) * r
+    out = list(sizes)
+    for a in range(r):
+        o = pooled_size(sizes[ndim - r + a], kernel_size[a], stride[a], padding[a], dilation[a],
+                        ceil_mode)
+        if o < 1:
+            raise RuntimeError(
+                f"{op}: output size is too small: input of shape {tuple(sizes)} with "
+                f"kernel_size={tuple(kernel_size)}, stride={tuple(stride)}, "
+                f"padding={tuple(padding)}, dilation={tuple(dilation)}, ceil_mode={ceil_mode} "
+                f"gives a spatial output dim of {o}"
+            )
+        out[ndim - r + a] = o
+    return out
+
+
+def is_channels_last(x, rank):
+    """Whether x is pooled in channels_last layout, as torch decides it."""
+    return rank >= 2 and x.dim() == rank + 2 and suggest_memory_format(x) != torch.contiguous_format
+
+
+def memory_format(rank, channels_last):
+    if not channels_last:
+        return torch.contiguous_format
+    return torch.channels_last if rank == 2 else torch.channels_last_3d
+
+
+def argmax_dtype(kernel_size):
+    vol = 1
+    for k in kernel_size:
+        vol *= k
+    if vol <= 256:
+        return torch.uint8
+    if vol <= 65536:
+        return torch.int16
+    return torch.int32

@@ -1,0 +1,99 @@
+"""autograd.Functions over torch.ops.poolext.*.
+
+Max pooling saves only the compact argmax (1 byte per output for windows up to
+256 elements) and shapes; average pooling saves only shapes.  Every backward is
+itself differentiable: max-pool backward and the gather at the argmax are each
+other's adjoints, and avg-pool backward's adjoint is avg-pool forward.
+"""
+
+import torch
+
+ops = torch.ops.poolext
+
+
+class MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode, channels_last,
+                return_indices):
+        out, argmax, indices = ops.max_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                            channels_last, True, return_indices)
+        ctx.save_for_backward(argmax)
+        ctx.geom = (x.shape, kernel_size, stride, padding, dilation, ceil_mode, channels_last)
+        ctx.mark_non_differentiable(indices)
+        return out, indices
+
+    @staticmethod
+    def backward(ctx, grad_output, _grad_indices):
+        (argmax,) = ctx.saved_tensors
+        grad = MaxPoolBackward.apply(grad_output, argmax, *ctx.geom)
+        return grad, None, None, None, None, None, None, None
+
+
+class MaxPoolBackward(torch.autograd.Function):
+    """grad_input from grad_output: linear in grad_output."""
+
+    @staticmethod
+    def forward(ctx, grad_output, argmax, input_size, kernel_size, stride, padding, dilation,
+                ceil_mode, channels_last):
+        ctx.save_for_backward(argmax)
+        ctx.geom = (kernel_size, stride, padding, dilation, ceil_mode, channels_last)
+        ctx.input_size = input_size
+        return ops.max_pool_backward(grad_output, argmax, input_size, kernel_size, stride, padding,
+                                     dilation, ceil_mode, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_grad_input):
+        (argmax,) = ctx.saved_tensors
+        return (MaxPoolGather.apply(grad_grad_input, argmax, ctx.input_size, *ctx.geom),
+                None, None, None, None, None, None, None, None)
+
+
+class MaxPoolGather(torch.autograd.Function):
+    """out[o] = source[winner of window o]: the adjoint of MaxPoolBackward."""
+
+    @staticmethod
+    def forward(ctx, source, argmax, input_size, kernel_size, stride, padding, dilation, ceil_mode,
+                channels_last):
+        ctx.save_for_backward(argmax)
+        ctx.geom = (kernel_size, stride, padding, dilation, ceil_mode, channels_last)
+        ctx.input_size = input_size
+        return ops.max_pool_gather(source, argmax, kernel_size, stride, padding, dilation,
+                                   ceil_mode, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (argmax,) = ctx.saved_tensors
+        return (MaxPoolBackward.apply(grad_out, argmax, ctx.input_size, *ctx.geom),
+                None, None, None, None, None, None, None, None)
+
+
+class AvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                divisor_override, channels_last):
+        ctx.geom = (x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override, channels_last)
+        return ops.avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return (AvgPoolBackward.apply(grad_output, *ctx.geom),
+                None, None, None, None, None, None, None)
+
+
+class AvgPoolBackward(torch.autograd.Function):
+    """grad_input from grad_output; its adjoint is the forward pooling."""
+
+    @staticmethod
+    def forward(ctx, grad_output, input_size, kernel_size, stride, padding, ceil_mode,
+                count_include_pad, divisor_override, channels_last):
+        ctx.geom = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                    channels_last)
+        return ops.avg_pool_backward(grad_output, input_size, kernel_size, stride, padding,
+                                     ceil_mode, count_include_pad, divisor_override, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_grad_input):
+        return (AvgPool.apply(grad_grad_input, *ctx.geom),
+                None, None, None, None, None, None, None, None)
