@@ -50,7 +50,9 @@ struct Dim {
   C10_HOST_DEVICE int64_t start(int64_t o) const { return o * s - p; }
 
   // Max pooling: taps j in [lo, hi) of window o fall inside the input.
-  // Every window has at least one (guaranteed by the output size rule).
+  // Without dilation every window has at least one; with dilation a window
+  // can fall entirely between input elements (lo >= hi): it then yields the
+  // lowest value, and reports tap lo (past the input's end, as torch does).
   C10_HOST_DEVICE int64_t tap_lo(int64_t o) const {
     int64_t st = start(o);
     return st < 0 ? div_ceil(-st, d) : 0;
@@ -115,6 +117,10 @@ struct Geometry {
     int64_t ih = dim[1].start(oh) + jh * dim[1].d;
     int64_t iw = dim[2].start(ow) + jw * dim[2].d;
     return (id * dim[1].in + ih) * dim[2].in + iw;
+  }
+  // The tap an empty max window reports: the first tap at or after 0 in each dim.
+  C10_HOST_DEVICE int64_t empty_window_tap(int64_t od, int64_t oh, int64_t ow) const {
+    return tap(dim[0].tap_lo(od), dim[1].tap_lo(oh), dim[2].tap_lo(ow));
   }
   // Whether tap `t` of output (od, oh, ow) is an in-bounds input element
   // (guards reads driven by an argmax tensor from outside).

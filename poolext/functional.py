@@ -22,6 +22,19 @@ def _check_input(op, input):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
 
 
+def _lift_1d(input, rank, args_1d):
+    """torch pools a batched 1d input as 2d over input.unsqueeze(-2) (on the
+    paths that keep a layout), so a (N, L, C)-strided input comes back
+    channels_last-strided.  Returns (input, rank, args, channels_last,
+    lifted) with the 2d view when that applies."""
+    if rank == 1 and input.dim() == 3:
+        x2 = input.unsqueeze(-2)
+        if _args.is_channels_last(x2, 2):
+            lifted = tuple((pad,) + a for a, pad in zip(args_1d, (1, 1, 0, 1)))
+            return x2, 2, lifted, True, True
+    return input, rank, args_1d, _args.is_channels_last(input, rank), False
+
+
 def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     _check_input(op, input)
     k = _args.expand(op, "kernel_size", kernel_size, rank)
@@ -33,13 +46,21 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     _args.out_shape(op, input.shape, k, s, p, d, ceil_mode)
     if input.dtype == torch.bool or input.is_complex():
         raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported")
-    cl = _args.is_channels_last(input, rank)
     ceil_mode = bool(ceil_mode)
-    if torch.is_grad_enabled() and input.requires_grad:
+    training = torch.is_grad_enabled() and input.requires_grad
+    lifted = False
+    if training or return_indices:  # torch's plain 1d inference path keeps no layout
+        input, rank, (k, s, p, d), cl, lifted = _lift_1d(input, rank, (k, s, p, d))
+    else:
+        cl = _args.is_channels_last(input, rank)
+    if training:
         out, indices = MaxPool.apply(input, k, s, p, d, ceil_mode, cl, bool(return_indices))
     else:
         out, _, indices = _ops.max_pool(input, k, s, p, d, ceil_mode, cl, False,
                                         bool(return_indices))
+    if lifted:
+        out = out.squeeze(-2)
+        indices = indices.squeeze(-2) if return_indices else indices
     return (out, indices) if return_indices else out
 
 
@@ -66,11 +87,13 @@ def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_in
             f"{op}: input dtype {dt} is not supported on {input.device.type} "
             f"(floating point types{', and int64 on cpu' if input.device.type == 'cpu' else ''})"
         )
-    cl = _args.is_channels_last(input, rank)
+    input, rank, (k, s, p), cl, lifted = _lift_1d(input, rank, (k, s, p))
     args = (k, s, p, bool(ceil_mode), bool(count_include_pad), divisor_override, cl)
     if torch.is_grad_enabled() and input.requires_grad:
-        return AvgPool.apply(input, *args)
-    return _ops.avg_pool(input, *args)
+        out = AvgPool.apply(input, *args)
+    else:
+        out = _ops.avg_pool(input, *args)
+    return out.squeeze(-2) if lifted else out
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -32,6 +32,11 @@ inline int64_t grain_for(int64_t work_per_item, int64_t target = 1 << 15) {
 // Reduce policies fold taps into (value, tap) buffers.
 template <typename acc_t>
 struct MaxReduce {
+  // A window with no in-bounds tap (dilation only).
+  static inline void empty(acc_t& v, int32_t& t, int32_t tap) {
+    v = lowest<acc_t>();
+    t = tap;
+  }
   static inline void first(acc_t& v, int32_t& t, acc_t x, int32_t tap) {
     v = x;
     t = tap;
@@ -45,6 +50,7 @@ struct MaxReduce {
 
 template <typename acc_t>
 struct SumReduce {
+  static inline void empty(acc_t& v, int32_t&, int32_t) { v = acc_t(0); }  // never: avg windows are non-empty
   static inline void first(acc_t& v, int32_t&, acc_t x, int32_t) { v = x; }
   static inline void step(acc_t& v, int32_t&, acc_t x, int32_t) { v += x; }
 };
@@ -103,8 +109,13 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
           }
         }
       }
+      if (first) R::empty(v, t, static_cast<int32_t>(g.empty_window_tap(od, oh, ow)));
       finish(plane, od, oh, ow, v, t);
     };
+    if (jd0 >= jd1 || jh0 >= jh1) {  // every window of this row is empty
+      for (int64_t ow = 0; ow < W.out; ++ow) border(ow);
+      continue;
+    }
     for (int64_t ow = 0; ow < owa; ++ow) border(ow);
     for (int64_t ow0 = owa; ow0 < owb; ow0 += kChunk) {
       const int64_t n = std::min(kChunk, owb - ow0);
@@ -173,6 +184,10 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
               first = false;
             }
           }
+        }
+        if (first) {
+          const auto tap = static_cast<int32_t>(g.empty_window_tap(od, oh, ow));
+          for (int64_t i = 0; i < n; ++i) R::empty(vbuf[i], tbuf[i], tap);
         }
         finish(pos, c0, n, vbuf, tbuf);
       }

@@ -123,8 +123,9 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_output, const at::Tensor
   return grad_input;
 }
 
-// out[o] = source[the input element that won window o]; source has the
-// input's shape, out the output's.  The adjoint of max_pool_backward.
+// out[o] = source[the input element that won window o] (0 for an empty
+// window); source has the input's shape, out the output's.  The adjoint of
+// max_pool_backward.
 at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argmax,
                                at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
@@ -161,8 +162,11 @@ at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argma
           const int64_t ow = sp % OW, oh = (sp / OW) % OH, od = sp / (OW * OH);
           (void)OD;
           const int64_t t = static_cast<int64_t>(am[e]);
-          TORCH_CHECK(g.tap_in_bounds(od, oh, ow, t), op, ": argmax entry ", t,
-                      " does not name an input element of its window");
+          // An empty window (or a foreign argmax) names no input element: nothing flows.
+          if (!g.tap_in_bounds(od, oh, ow, t)) {
+            o[e] = scalar_t(0);
+            continue;
+          }
           const int64_t ip = g.plane_index(od, oh, ow, t);
           o[e] = channels_last ? s[(plane_or_n * IP + ip) * C + c] : s[plane_or_n * IP + ip];
         }

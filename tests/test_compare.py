@@ -1,0 +1,134 @@
+"""poolext against torch.nn.functional on many random problems (CPU)."""
+
+import pytest
+import torch
+
+from cases import (FLOAT_TYPES, INT_TYPES, assert_bit_equal, avg_tolerance, grad_tolerance,
+                   op_pair, empty_windows, random_args, random_input, rng_for,
+                   same_memory_format)
+
+SEEDS = range(40)
+
+
+def _torch_or_none(fn, x, kw):
+    try:
+        return fn(x, **kw)
+    except (RuntimeError, ValueError, TypeError, NotImplementedError):
+        return None
+
+
+def _valid_problem(rng, kind, rank, dtype):
+    """Draw until torch accepts the problem."""
+    for _ in range(50):
+        kw = random_args(rng, kind, rank)
+        x, layout = random_input(rng, kind, rank, dtype)
+        ref = _torch_or_none(op_pair(kind, rank)[1], x, kw)
+        if ref is not None:
+            return x, kw, layout, ref
+    raise AssertionError("no valid problem drawn")
+
+
+def _check_forward(kind, rank, dtype, seed):
+    rng = rng_for("fwd", kind, rank, str(dtype), seed)
+    ours, theirs = op_pair(kind, rank)
+    x, kw, layout, ref = _valid_problem(rng, kind, rank, dtype)
+    if kind == "max":
+        kw = dict(kw, return_indices=True)
+        ref, ref_idx_layout = theirs(x, **kw)
+        out, idx = ours(x, **kw)
+        assert_bit_equal(out, ref)
+        assert same_memory_format(idx, ref_idx_layout)
+        # Indices mean the same in every layout; torch's channels_last 3d kernel
+        # misreports windows whose maximum is the initial lowest value, so the
+        # reference indices come from its contiguous kernel.
+        ref_idx = theirs(x.contiguous(), **kw)[1]
+        assert torch.equal(idx, ref_idx), f"indices differ ({layout}, {kw})"
+    else:
+        out = ours(x, **kw)
+        assert out.dtype == ref.dtype and out.shape == ref.shape
+        torch.testing.assert_close(out, ref, equal_nan=True, **avg_tolerance(dtype))
+    if kind == "avg" and rank == 3 and layout == "channels_last" and x.dim() == 5:
+        # torch's CPU avg_pool3d drops channels_last_3d; poolext keeps it, as every other op does.
+        assert out.numel() == 0 or out.is_contiguous(memory_format=torch.channels_last_3d)
+    else:
+        assert same_memory_format(out, ref), (layout, out.stride(), ref.stride())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", FLOAT_TYPES, ids=str)
+def test_forward_float(kind, rank, dtype, seed):
+    if kind == "avg" and rank == 3 and dtype in (torch.float16, torch.bfloat16):
+        pytest.skip("torch has no CPU avg_pool3d for half types to compare with")
+    _check_forward(kind, rank, dtype, seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize("dtype", INT_TYPES, ids=str)
+def test_forward_max_integer(rank, dtype, seed):
+    _check_forward("max", rank, dtype, seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_forward_avg_int64(rank, seed):
+    _check_forward("avg", rank, torch.int64, seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_backward(kind, rank, dtype, seed):
+    if kind == "avg" and rank == 3 and dtype == torch.bfloat16:
+        pytest.skip("torch has no CPU avg_pool3d for half types to compare with")
+    rng = rng_for("bwd", kind, rank, str(dtype), seed)
+    ours, theirs = op_pair(kind, rank)
+    x, kw, layout, ref = _valid_problem(rng, kind, rank, dtype)
+    # x keeps its layout (channels_last, strided view, ...).  Reference values
+    # come from torch on a contiguous copy: torch's channels_last 3d max kernel
+    # sends the gradient of a window whose maximum is -inf to the wrong element.
+    x1 = x.detach().requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    x3 = x.detach().contiguous().requires_grad_()
+    out, ref, ref_c = ours(x1, **kw), theirs(x2, **kw), theirs(x3, **kw)
+    g = torch.randn(ref.shape).to(dtype)
+    if rng.random() < 0.3 and g.dim() >= 1 and g.shape[-1] > 1:
+        g = torch.randn(list(ref.shape[:-1]) + [ref.shape[-1] * 2]).to(dtype)[..., ::2]
+    g_ref = g
+    if kind == "max":
+        # A window with no in-bounds element (dilation only) has no winner to
+        # send its gradient to; torch sends it past the end of the plane.
+        g_ref = g.masked_fill(empty_windows(x.shape, rank, kw), 0)
+    out.backward(g)
+    ref.backward(g_ref)
+    ref_c.backward(g_ref)
+    assert x1.grad.dtype == x3.grad.dtype
+    if not (kind == "avg" and rank == 3 and layout == "channels_last" and x.dim() == 5):
+        assert same_memory_format(x1.grad, x2.grad), (layout, x1.grad.stride(), x2.grad.stride())
+    torch.testing.assert_close(x1.grad, x3.grad, equal_nan=True, **grad_tolerance(dtype))
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_float16_backward(kind):
+    x = torch.randn(2, 3, 10, 10).half().requires_grad_()
+    y = x.detach().clone().requires_grad_()
+    ours, theirs = op_pair(kind, 2)
+    a, b = ours(x, 3, 2, 1), theirs(y, 3, 2, 1)
+    g = torch.randn(a.shape).half()
+    a.backward(g)
+    b.backward(g)
+    torch.testing.assert_close(x.grad, y.grad, **grad_tolerance(torch.float16))
+
+
+def test_nan_and_ties_semantics():
+    """First maximum on ties, last NaN wins, all -inf windows report their first element."""
+    x = torch.tensor([[[1.0, 3.0, 3.0, float("nan"), 2.0, float("nan"),
+                        float("-inf"), float("-inf")]]])
+    for k, s in [(3, 1), (4, 4), (2, 2)]:
+        a, ia = torch.nn.functional.max_pool1d(x, k, s, return_indices=True)
+        b, ib = op_pair("max", 1)[0](x, k, s, return_indices=True)
+        assert_bit_equal(b, a)
+        assert torch.equal(ib, ia)
