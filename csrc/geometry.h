@@ -118,8 +118,10 @@ struct Geometry {
     int64_t iw = dim[2].start(ow) + jw * dim[2].d;
     return (id * dim[1].in + ih) * dim[2].in + iw;
   }
-  // The tap an empty max window reports: the first tap at or after 0 in each dim.
-  C10_HOST_DEVICE int64_t empty_window_tap(int64_t od, int64_t oh, int64_t ow) const {
+  // The first in-bounds tap of a window in scan order: where a max window
+  // starts, and the tap an empty window reports (the first at or after 0 in
+  // each dim).
+  C10_HOST_DEVICE int64_t first_tap(int64_t od, int64_t oh, int64_t ow) const {
     return tap(dim[0].tap_lo(od), dim[1].tap_lo(oh), dim[2].tap_lo(ow));
   }
   // Whether tap `t` of output (od, oh, ow) is an in-bounds input element

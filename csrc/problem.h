@@ -10,6 +10,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/irange.h>
 
+#include <algorithm>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -62,14 +63,19 @@ inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArra
     TORCH_CHECK(kernel_size[i] > 0 && kernel_size[i] <= kMax, op,
                 ": kernel_size must be positive (and fit in int32), got kernel_size=",
                 list_str(kernel_size));
-    TORCH_CHECK(stride[i] > 0 && stride[i] <= (int64_t(1) << 48), op,
-                ": stride must be positive (and at most 2^48), got stride=", list_str(stride));
+    TORCH_CHECK(stride[i] > 0, op, ": stride must be positive, got stride=", list_str(stride));
     TORCH_CHECK(dilation.empty() || (dilation[i] > 0 && dilation[i] <= kMax), op,
                 ": dilation must be positive (and fit in int32), got dilation=",
                 list_str(dilation));
     TORCH_CHECK(padding[i] >= 0 && padding[i] <= kernel_size[i] / 2, op,
                 ": padding must be non-negative and at most half the kernel size, got padding=",
                 list_str(padding), " with kernel_size=", list_str(kernel_size));
+  }
+  int64_t volume = 1;
+  for (int64_t i = 0; i < r; ++i) {
+    TORCH_CHECK(kernel_size[i] <= kMax / volume, op, ": a window of kernel_size=",
+                list_str(kernel_size), " has more than 2^31-1 elements");
+    volume *= kernel_size[i];
   }
   const int64_t ndim = static_cast<int64_t>(sizes.size());
   TORCH_CHECK(ndim == r + 1 || ndim == r + 2, op, ": expected a ", r + 1, "D (unbatched) or ",
@@ -100,6 +106,9 @@ inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArra
     dm.s = stride[a];
     dm.p = padding[a];
     dm.d = dilation.empty() ? 1 : dilation[a];
+    // Any stride from L + 2p + d(k-1) + 2 on gives the same single window (in
+    // either rounding mode); clamping keeps the arithmetic in range for any stride.
+    dm.s = std::min(dm.s, dm.in + 2 * dm.p + dm.d * (dm.k - 1) + 2);
     dm.out = pooled_size(dm.in, dm.k, dm.s, dm.p, dm.d, ceil_mode);
   }
   for (int64_t a = 0; a < r; ++a) {

@@ -58,14 +58,24 @@ def expand(op, name, value, n, allow_none=False):
 
 def pooled_size(L, k, s, p, d, ceil_mode):
     """Output length of one spatial dim (DESIGN.md section 2)."""
+    # Any stride from L + 2p + d(k-1) + 2 on gives the same single window.
+    s = min(s, L + 2 * p + d * (k - 1) + 2)
     out = (L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
     if ceil_mode and (out - 1) * s >= L + p:
         out = out - 1
     return out
 
 
+def check_flag(op, name, value):
+    """torch takes only a real bool for ceil_mode and count_include_pad."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+    return value
+
+
 def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
-    """Refuse non-positive kernel/stride/dilation, negative or over-half padding."""
+    """Refuse non-positive kernel/stride/dilation, negative or over-half padding,
+    and (as torch does on every path but plain 1d max pooling) values past int32."""
     for name, vals, lo in (
         ("kernel_size", kernel_size, 1),
         ("stride", stride, 1),
@@ -80,6 +90,13 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
                 raise RuntimeError(f"{op}: {name} must be {rule}, got {name}={vals}")
             if v > _INT32_MAX and (name != "stride" or int32_stride):
                 raise RuntimeError(f"{op}: {name} must fit in int32, got {name}={vals}")
+    vol = 1
+    for k in kernel_size:
+        vol *= k
+    if vol > _INT32_MAX:
+        raise RuntimeError(
+            f"{op}: a window of kernel_size={kernel_size} has more than 2^31-1 elements"
+        )
     for p, k in zip(padding, kernel_size):
         if p > k // 2:
             raise RuntimeError(
@@ -88,8 +105,9 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
             )
 
 
-def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode):
-    """Checks the input's shape and returns the output's."""
+def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_size=False):
+    """Checks the input's shape and returns the output's.  With min_size, each
+    spatial size must be at least the kernel (torch's avg_pool3d rule)."""
     r = len(kernel_size)
     ndim = len(sizes)
     if ndim not in (r + 1, r + 2):
@@ -105,6 +123,11 @@ def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode):
                 f"got input of shape {tuple(sizes)}"
             )
     dilation = dilation if dilation is not None else (1,) * r
+    spatial = tuple(sizes[ndim - r:])
+    if min_size and any(L < k for L, k in zip(spatial, kernel_size)):
+        raise RuntimeError(
+            f"{op}: input of shape {tuple(sizes)} is smaller than kernel_size={tuple(kernel_size)}"
+        )
     out = list(sizes)
     for a in range(r):
         o = pooled_size(sizes[ndim - r + a], kernel_size[a], stride[a], padding[a], dilation[a],

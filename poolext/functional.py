@@ -41,13 +41,15 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     s = _args.expand(op, "stride", stride, rank, allow_none=True) or k
     p = _args.expand(op, "padding", padding, rank)
     d = _args.expand(op, "dilation", dilation, rank)
-    # torch's 1d max pooling takes 64-bit strides; every other op refuses past int32.
-    _args.check_values(op, k, s, p, d, int32_stride=rank != 1)
+    ceil_mode = _args.check_flag(op, "ceil_mode", ceil_mode)
+    training = torch.is_grad_enabled() and input.requires_grad
+    # torch's plain 1d max pooling (no indices, no grad) takes 64-bit strides;
+    # every other path refuses values past int32.
+    _args.check_values(op, k, s, p, d,
+                       int32_stride=not (rank == 1 and not return_indices and not training))
     _args.out_shape(op, input.shape, k, s, p, d, ceil_mode)
     if input.dtype == torch.bool or input.is_complex():
         raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported")
-    ceil_mode = bool(ceil_mode)
-    training = torch.is_grad_enabled() and input.requires_grad
     lifted = False
     if training or return_indices:  # torch's plain 1d inference path keeps no layout
         input, rank, (k, s, p, d), cl, lifted = _lift_1d(input, rank, (k, s, p, d))
@@ -80,7 +82,9 @@ def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_in
         divisor_override = int(divisor_override)
         if divisor_override == 0:
             raise RuntimeError(f"{op}: divisor_override must be non-zero, got divisor_override=0")
-    _args.out_shape(op, input.shape, k, s, p, None, ceil_mode)
+    ceil_mode = _args.check_flag(op, "ceil_mode", ceil_mode)
+    count_include_pad = _args.check_flag(op, "count_include_pad", count_include_pad)
+    _args.out_shape(op, input.shape, k, s, p, None, ceil_mode, min_size=rank == 3)
     dt = input.dtype
     if not (dt.is_floating_point or (dt == torch.int64 and input.device.type == "cpu")):
         raise NotImplementedError(
@@ -88,7 +92,7 @@ def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_in
             f"(floating point types{', and int64 on cpu' if input.device.type == 'cpu' else ''})"
         )
     input, rank, (k, s, p), cl, lifted = _lift_1d(input, rank, (k, s, p))
-    args = (k, s, p, bool(ceil_mode), bool(count_include_pad), divisor_override, cl)
+    args = (k, s, p, ceil_mode, count_include_pad, divisor_override, cl)
     if torch.is_grad_enabled() and input.requires_grad:
         out = AvgPool.apply(input, *args)
     else:

@@ -36,22 +36,16 @@ at::Tensor avg_pool_cpu(const at::Tensor& self, at::IntArrayRef kernel_size, at:
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
-    const int64_t OD = g.dim[0].out, OH = g.dim[1].out, OW = g.dim[2].out;
-    if (!channels_last) {
-      fold_contig<SumReduce<acc_t>>(in, g, [&](int64_t plane, int64_t od, int64_t oh, int64_t ow,
-                                               acc_t v, int32_t) {
-        const int64_t div = g.avg_divisor(od, oh, ow, count_include_pad, dov);
-        o[((plane * OD + od) * OH + oh) * OW + ow] = static_cast<scalar_t>(v / div);
-      });
+    // Every window of a run has the same divisor.
+    auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t*, int64_t od, int64_t oh,
+                      int64_t ow, int64_t) {
+      const auto div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
+      for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i] / div);
+    };
+    if (channels_last) {
+      fold_cl<SumReduce<acc_t>>(in, g, finish);
     } else {
-      const int64_t C = g.C;
-      fold_cl<SumReduce<acc_t>>(in, g, [&](int64_t pos, int64_t c0, int64_t n, const acc_t* v,
-                                           const int32_t*) {
-        const int64_t ow = pos % OW, oh = (pos / OW) % OH, od = (pos / (OW * OH)) % OD;
-        const int64_t div = g.avg_divisor(od, oh, ow, count_include_pad, dov);
-        scalar_t* dst = o + pos * C + c0;
-        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(v[i] / div);
-      });
+      fold_contig<SumReduce<acc_t>>(in, g, finish);
     }
   });
   return out;
@@ -77,9 +71,26 @@ at::Tensor avg_pool_backward_cpu(const at::Tensor& grad_output, c10::SymIntArray
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.data_ptr<scalar_t>();
     if (!channels_last) {
-      gather_contig(gi, g, [&](int64_t o, int64_t, int64_t od, int64_t oh, int64_t ow) -> acc_t {
-        return static_cast<acc_t>(gop[o]) / g.avg_divisor(od, oh, ow, count_include_pad, dov);
-      });
+      // Output ow sends grad / divisor to every tap of its window; the row of
+      // quotients is formed once per covering output row.
+      struct Policy {
+        const scalar_t* go;
+        const Geometry* g;
+        bool count_include_pad;
+        int64_t dov;
+        std::vector<acc_t> q;
+        void set_row(int64_t orow, int64_t od, int64_t oh) {
+          const int64_t OW = g->dim[2].out;
+          q.resize(OW);
+          const scalar_t* gr = go + orow * OW;
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            q[ow] = static_cast<acc_t>(gr[ow]) /
+                    static_cast<acc_t>(g->avg_divisor(od, oh, ow, count_include_pad, dov));
+          }
+        }
+        acc_t val(int64_t ow, int32_t) const { return q[ow]; }
+      };
+      gather_contig(gi, g, Policy{gop, &g, count_include_pad, dov, {}});
     } else {
       const int64_t C = g.C;
       gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t, int64_t c0, int64_t n, int64_t od,

@@ -29,17 +29,18 @@ inline int64_t grain_for(int64_t work_per_item, int64_t target = 1 << 15) {
   return std::max<int64_t>(1, target / std::max<int64_t>(1, work_per_item));
 }
 
-// Reduce policies fold taps into (value, tap) buffers.
+// Reduce policies fold taps into (value, tap) buffers.  A window starts from
+// init(v, t, tap0), tap0 being its first in-bounds tap (or, for a window with
+// none, the tap DESIGN.md section 2 reports), then takes step() for each
+// in-bounds tap in row-major order.
 template <typename acc_t>
 struct MaxReduce {
-  // A window with no in-bounds tap (dilation only).
-  static inline void empty(acc_t& v, int32_t& t, int32_t tap) {
+  // Starting from the lowest value with the first tap keeps the first
+  // maximum on ties, lets the last NaN win, and reports the first element of
+  // a window of lowest values (or of an empty window).
+  static inline void init(acc_t& v, int32_t& t, int32_t tap0) {
     v = lowest<acc_t>();
-    t = tap;
-  }
-  static inline void first(acc_t& v, int32_t& t, acc_t x, int32_t tap) {
-    v = x;
-    t = tap;
+    t = tap0;
   }
   static inline void step(acc_t& v, int32_t& t, acc_t x, int32_t tap) {
     const bool take = max_takes(x, v);
@@ -50,26 +51,33 @@ struct MaxReduce {
 
 template <typename acc_t>
 struct SumReduce {
-  static inline void empty(acc_t& v, int32_t&, int32_t) { v = acc_t(0); }  // never: avg windows are non-empty
-  static inline void first(acc_t& v, int32_t&, acc_t x, int32_t) { v = x; }
+  static inline void init(acc_t& v, int32_t&, int32_t) { v = acc_t(0); }
   static inline void step(acc_t& v, int32_t&, acc_t x, int32_t) { v += x; }
 };
 
 // Fold one tap over n outputs whose inputs are src[0], src[S], src[2S], ...
 template <typename R, int S, typename scalar_t, typename acc_t>
 inline void fold_tap(acc_t* __restrict__ v, int32_t* __restrict__ t,
-                     const scalar_t* __restrict__ src, int64_t stride, int64_t n, int32_t tap,
-                     bool first) {
+                     const scalar_t* __restrict__ src, int64_t stride, int64_t n, int32_t tap) {
   const int64_t s = S > 0 ? S : stride;
-  if (first) {
-    for (int64_t i = 0; i < n; ++i) R::first(v[i], t[i], static_cast<acc_t>(src[i * s]), tap);
-  } else {
-    for (int64_t i = 0; i < n; ++i) R::step(v[i], t[i], static_cast<acc_t>(src[i * s]), tap);
-  }
+  for (int64_t i = 0; i < n; ++i) R::step(v[i], t[i], static_cast<acc_t>(src[i * s]), tap);
 }
 
-// Contiguous forward.  `in` holds N*C planes of D*H*W.  For each output,
-// finish(plane, od, oh, ow, value, tap) is called once.
+template <typename R, typename acc_t>
+inline void fold_init(acc_t* v, int32_t* t, int64_t n, int32_t tap0) {
+  for (int64_t i = 0; i < n; ++i) R::init(v[i], t[i], tap0);
+}
+
+// Both forward engines hand results over in runs:
+//   finish(e, n, v, t, od, oh, ow, ow_step)
+// covers outputs e .. e+n-1 of the output tensor (flat, in its memory order)
+// with values v[0..n) and taps t[0..n); output e+i sits at window
+// (od, oh, ow + i*ow_step).  All windows of a run have the same shape along
+// W (interior runs; border windows come as runs of 1), so anything that
+// depends on the window's clipping, such as an average's divisor, is the same
+// for the whole run.
+
+// Contiguous forward.  `in` holds N*C planes of D*H*W.
 template <typename R, int S, typename scalar_t, typename Finish>
 void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
                       Finish&& finish) {
@@ -84,54 +92,49 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t oh = r % H.out;
     const int64_t od = (r / H.out) % D.out;
-    const int64_t plane = r / (H.out * D.out);
-    const scalar_t* in_plane = in + plane * g.in_plane();
+    const scalar_t* in_plane = in + (r / (H.out * D.out)) * g.in_plane();
     const int64_t jd0 = D.tap_lo(od), jd1 = D.tap_hi(od);
     const int64_t jh0 = H.tap_lo(oh), jh1 = H.tap_hi(oh);
     auto border = [&](int64_t ow) {
       const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
-      acc_t v{};
-      int32_t t = 0;
-      bool first = true;
+      acc_t v;
+      int32_t t;
+      R::init(v, t, static_cast<int32_t>(g.first_tap(od, oh, ow)));
       for (int64_t jd = jd0; jd < jd1; ++jd) {
         for (int64_t jh = jh0; jh < jh1; ++jh) {
           const scalar_t* row =
               in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
           for (int64_t jw = jw0; jw < jw1; ++jw) {
-            const acc_t x = static_cast<acc_t>(row[W.start(ow) + jw * W.d]);
-            const int32_t tap = static_cast<int32_t>(g.tap(jd, jh, jw));
-            if (first) {
-              R::first(v, t, x, tap);
-              first = false;
-            } else {
-              R::step(v, t, x, tap);
-            }
+            R::step(v, t, static_cast<acc_t>(row[W.start(ow) + jw * W.d]),
+                    static_cast<int32_t>(g.tap(jd, jh, jw)));
           }
         }
       }
-      if (first) R::empty(v, t, static_cast<int32_t>(g.empty_window_tap(od, oh, ow)));
-      finish(plane, od, oh, ow, v, t);
+      finish(r * W.out + ow, 1, &v, &t, od, oh, ow, 1);
     };
     if (jd0 >= jd1 || jh0 >= jh1) {  // every window of this row is empty
+      for (int64_t ow = 0; ow < W.out; ++ow) border(ow);
+      continue;
+    }
+    if (owb - owa < 4) {  // few outputs per row (global pooling): one window at a time
       for (int64_t ow = 0; ow < W.out; ++ow) border(ow);
       continue;
     }
     for (int64_t ow = 0; ow < owa; ++ow) border(ow);
     for (int64_t ow0 = owa; ow0 < owb; ow0 += kChunk) {
       const int64_t n = std::min(kChunk, owb - ow0);
-      bool first = true;
+      fold_init<R>(vbuf, tbuf, n, static_cast<int32_t>(g.first_tap(od, oh, ow0)));
       for (int64_t jd = jd0; jd < jd1; ++jd) {
         for (int64_t jh = jh0; jh < jh1; ++jh) {
           const scalar_t* row =
               in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
           for (int64_t jw = 0; jw < W.k; ++jw) {
             fold_tap<R, S>(vbuf, tbuf, row + W.start(ow0) + jw * W.d, W.s, n,
-                           static_cast<int32_t>(g.tap(jd, jh, jw)), first);
-            first = false;
+                           static_cast<int32_t>(g.tap(jd, jh, jw)));
           }
         }
       }
-      for (int64_t i = 0; i < n; ++i) finish(plane, od, oh, ow0 + i, vbuf[i], tbuf[i]);
+      finish(r * W.out + ow0, n, vbuf, tbuf, od, oh, ow0, 1);
     }
     for (int64_t ow = owb; ow < W.out; ++ow) border(ow);
   }
@@ -150,9 +153,8 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
   });
 }
 
-// channels_last forward.  `in` is N x D x H x W x C.  For each output position
-// and chunk of channels, finish(pos, c0, n, vbuf, tbuf) is called once, with
-// pos = ((n*OD + od)*OH + oh)*OW + ow.
+// channels_last forward.  `in` is N x D x H x W x C; runs are chunks of
+// channels at one output position.
 template <typename R, typename scalar_t, typename Finish>
 void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -173,23 +175,18 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
       const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
       for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
         const int64_t n = std::min(kChunk, C - c0);
-        bool first = true;
+        fold_init<R>(vbuf, tbuf, n, static_cast<int32_t>(g.first_tap(od, oh, ow)));
         for (int64_t jd = jd0; jd < jd1; ++jd) {
           for (int64_t jh = jh0; jh < jh1; ++jh) {
             for (int64_t jw = jw0; jw < jw1; ++jw) {
               const int64_t sp = ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
                                  W.start(ow) + jw * W.d;
               fold_tap<R, 1>(vbuf, tbuf, in_n + sp * C + c0, 1, n,
-                             static_cast<int32_t>(g.tap(jd, jh, jw)), first);
-              first = false;
+                             static_cast<int32_t>(g.tap(jd, jh, jw)));
             }
           }
         }
-        if (first) {
-          const auto tap = static_cast<int32_t>(g.empty_window_tap(od, oh, ow));
-          for (int64_t i = 0; i < n; ++i) R::empty(vbuf[i], tbuf[i], tap);
-        }
-        finish(pos, c0, n, vbuf, tbuf);
+        finish(pos * C + c0, n, vbuf, tbuf, od, oh, ow, 0);
       }
     }
   });
@@ -212,41 +209,63 @@ struct CoverTable {
   }
 };
 
-// Contiguous backward gather.  For input element (plane, id, ih, iw) it sums
-// take(o, tap) over covering outputs o (flat index into the output tensor)
-// with tap the input's position inside o's window, and stores the sum.
-template <typename scalar_t, typename Take>
-void gather_contig(scalar_t* grad_in, const Geometry& g, Take&& take) {
+// Contiguous backward.  Each input row (plane, id, ih) is summed in a local
+// buffer from the output rows that cover it, in increasing output order (so
+// every element sums its contributions in torch's order), then written once.
+// The policy supplies, per covering output row, the value output ow sends to
+// its window's tap t:  pol.set_row(orow, od, oh) then pol.val(ow, t).
+// Along W the loop runs tap by tap over consecutive outputs, a unit- or
+// fixed-stride loop the compiler vectorises.
+template <int S, typename acc_t, typename scalar_t, typename Policy>
+void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& cd,
+                        const CoverTable& ch, int64_t r0, int64_t r1, Policy& pol, acc_t* acc) {
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t s = S > 0 ? S : W.s;
+  // Taps jw whose column jw*d - p can fall inside [0, W.in) for some output.
+  const int64_t jw_lo = std::max<int64_t>(0, div_ceil(W.p - (W.out - 1) * s, W.d));
+  const int64_t jw_hi = std::min<int64_t>(W.k - 1, div_ceil(W.in + W.p, W.d) - 1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t ih = r % H.in;
+    const int64_t id = (r / H.in) % D.in;
+    const int64_t plane = r / (H.in * D.in);
+    scalar_t* out_row = grad_in + r * W.in;
+    if (cd.off[id] == cd.off[id + 1] || ch.off[ih] == ch.off[ih + 1]) {
+      std::fill(out_row, out_row + W.in, scalar_t(0));
+      continue;
+    }
+    std::fill(acc, acc + W.in, acc_t(0));
+    for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
+      for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
+        const int64_t od = cd.o[a], oh = ch.o[b];
+        pol.set_row((plane * D.out + od) * H.out + oh, od, oh);
+        const int64_t tdh = g.tap(cd.j[a], ch.j[b], 0);
+        for (int64_t jw = jw_hi; jw >= jw_lo; --jw) {  // increasing ow for each element
+          const int64_t base = jw * W.d - W.p;       // input column of output 0's tap jw
+          const int64_t lo = std::max<int64_t>(0, div_ceil(-base, s));
+          const int64_t hi = std::min(W.out, div_ceil(W.in - base, s));
+          const int32_t t = static_cast<int32_t>(tdh + jw);
+          for (int64_t ow = lo; ow < hi; ++ow) acc[ow * s + base] += pol.val(ow, t);
+        }
+      }
+    }
+    for (int64_t i = 0; i < W.in; ++i) out_row[i] = static_cast<scalar_t>(acc[i]);
+  }
+}
+
+template <typename scalar_t, typename Policy>
+void gather_contig(scalar_t* grad_in, const Geometry& g, const Policy& policy) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-  const CoverTable cd(D), ch(H), cw(W);
+  const CoverTable cd(D), ch(H);
   const int64_t rows = g.N * g.C * D.in * H.in;
-  const int64_t covers_w = static_cast<int64_t>(cw.o.size());
-  at::parallel_for(0, rows, grain_for(covers_w + W.in), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t ih = r % H.in;
-      const int64_t id = (r / H.in) % D.in;
-      const int64_t plane = r / (H.in * D.in);
-      scalar_t* out_row = grad_in + r * W.in;
-      const int64_t obase = plane * g.out_plane();
-      const bool covered = cd.off[id] < cd.off[id + 1] && ch.off[ih] < ch.off[ih + 1];
-      if (!covered) {
-        std::fill(out_row, out_row + W.in, scalar_t(0));
-        continue;
-      }
-      for (int64_t iw = 0; iw < W.in; ++iw) {
-        acc_t acc = 0;
-        for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
-          for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
-            const int64_t orow = obase + (cd.o[a] * H.out + ch.o[b]) * W.out;
-            const int64_t tdh = g.tap(cd.j[a], ch.j[b], 0);
-            for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
-              acc += take(orow + cw.o[c], tdh + cw.j[c], cd.o[a], ch.o[b], cw.o[c]);
-            }
-          }
-        }
-        out_row[iw] = static_cast<scalar_t>(acc);
-      }
+  const int64_t work = W.in + W.out * W.k * ((D.k + D.s - 1) / D.s) * ((H.k + H.s - 1) / H.s);
+  at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
+    std::vector<acc_t> acc(W.in);
+    Policy pol = policy;
+    switch (W.s) {
+      case 1: gather_contig_rows<1>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
+      case 2: gather_contig_rows<2>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
+      default: gather_contig_rows<0>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
     }
   });
 }

@@ -52,29 +52,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
       scalar_t* o = out.data_ptr<scalar_t>();
       arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
       int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
-      if (!channels_last) {
-        const int64_t OD = g.dim[0].out, OH = g.dim[1].out, OW = g.dim[2].out;
-        fold_contig<MaxReduce<acc_t>>(in, g, [&](int64_t plane, int64_t od, int64_t oh, int64_t ow,
-                                                 acc_t v, int32_t t) {
-          const int64_t e = ((plane * OD + od) * OH + oh) * OW + ow;
-          o[e] = static_cast<scalar_t>(v);
-          if (am) am[e] = static_cast<arg_t>(t);
-          if (idx) idx[e] = g.plane_index(od, oh, ow, t);
-        });
+      auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
+                        int64_t oh, int64_t ow, int64_t ow_step) {
+        for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i]);
+        if (am) {
+          for (int64_t i = 0; i < n; ++i) am[e + i] = static_cast<arg_t>(t[i]);
+        }
+        if (idx) {
+          for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+        }
+      };
+      if (channels_last) {
+        fold_cl<MaxReduce<acc_t>>(in, g, finish);
       } else {
-        const int64_t C = g.C, OW = g.dim[2].out, OH = g.dim[1].out, OD = g.dim[0].out;
-        fold_cl<MaxReduce<acc_t>>(in, g, [&](int64_t pos, int64_t c0, int64_t n, const acc_t* v,
-                                             const int32_t* t) {
-          const int64_t e = pos * C + c0;
-          for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i]);
-          if (am) {
-            for (int64_t i = 0; i < n; ++i) am[e + i] = static_cast<arg_t>(t[i]);
-          }
-          if (idx) {
-            const int64_t ow = pos % OW, oh = (pos / OW) % OH, od = (pos / (OW * OH)) % OD;
-            for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow, t[i]);
-          }
-        });
+        fold_contig<MaxReduce<acc_t>>(in, g, finish);
       }
     });
   });
@@ -105,9 +96,22 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_output, const at::Tensor
       const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* gi = grad_input.data_ptr<scalar_t>();
       if (!channels_last) {
-        gather_contig(gi, g, [&](int64_t o, int64_t tap, int64_t, int64_t, int64_t) -> acc_t {
-          return static_cast<int64_t>(am[o]) == tap ? static_cast<acc_t>(gop[o]) : acc_t(0);
-        });
+        // Output ow sends its gradient to tap t only if t won its window.
+        struct Policy {
+          const arg_t* am;
+          const scalar_t* go;
+          int64_t OW;
+          const arg_t* a = nullptr;
+          const scalar_t* gr = nullptr;
+          void set_row(int64_t orow, int64_t, int64_t) {
+            a = am + orow * OW;
+            gr = go + orow * OW;
+          }
+          acc_t val(int64_t ow, int32_t t) const {
+            return a[ow] == static_cast<arg_t>(t) ? static_cast<acc_t>(gr[ow]) : acc_t(0);
+          }
+        };
+        gather_contig(gi, g, Policy{am, gop, g.dim[2].out});
       } else {
         const int64_t C = g.C;
         gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t tap, int64_t c0, int64_t n,
@@ -134,6 +138,8 @@ at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argma
   Problem pb = make_problem(op, source.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
                             channels_last);
   check_argmax(op, pb, argmax);
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(source.scalar_type()), op,
+                              ": source must be a floating point tensor, got ", source.scalar_type());
   const auto mf = pb.memory_format();
   at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
