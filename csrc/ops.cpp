@@ -3,6 +3,10 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <string>
+
+#include "cpu/kernels.h"
+
 extern "C" {
 // `import poolext._C` runs the static TORCH_LIBRARY registrations below.
 PyObject* PyInit__C(void) {
@@ -11,7 +15,13 @@ PyObject* PyInit__C(void) {
 }
 }
 
+namespace {
+std::string cpu_isa() { return poolext::cpu::use_avx2() ? "avx2" : "base"; }
+}  // namespace
+
 TORCH_LIBRARY(poolext, m) {
+  // Which copy of the CPU kernels runs: "avx2" or "base" (POOLEXT_CPU_ISA=base forces it).
+  m.def("cpu_isa() -> str", &cpu_isa);
   // Max pooling.  argmax: the winner's tap index inside its window (uint8 up
   // to 256 taps, int16 read as uint16 up to 65536, else int32), shaped like
   // the output, or empty unless with_argmax.  indices: torch-style int64 plane

@@ -23,7 +23,13 @@ __all__ = [
     "AvgPool2d",
     "AvgPool3d",
     "cuda_kernels_built",
+    "cpu_isa",
 ]
+
+
+def cpu_isa():
+    """The instruction set of the CPU kernels in use: "avx2" or "base"."""
+    return torch.ops.poolext.cpu_isa()
 
 
 def cuda_kernels_built():

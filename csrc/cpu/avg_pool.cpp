@@ -5,7 +5,7 @@
 #include <torch/library.h>
 
 #include "../problem.h"
-#include "engine.h"
+#include "kernels.h"
 
 namespace poolext {
 namespace cpu {
@@ -30,24 +30,8 @@ at::Tensor avg_pool_cpu(const at::Tensor& self, at::IntArrayRef kernel_size, at:
   at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
   const at::Tensor x = self.contiguous(mf);
-  const Geometry g = pb.g;
-  const int64_t dov = divisor_override.value_or(0);
-  AT_DISPATCH_FLOATING_TYPES_AND3(at::kLong, at::kHalf, at::kBFloat16, dt, "poolext.avg_pool", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* in = x.const_data_ptr<scalar_t>();
-    scalar_t* o = out.data_ptr<scalar_t>();
-    // Every window of a run has the same divisor.
-    auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t*, int64_t od, int64_t oh,
-                      int64_t ow, int64_t) {
-      const auto div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
-      for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i] / div);
-    };
-    if (channels_last) {
-      fold_cl<SumReduce<acc_t>>(in, g, finish);
-    } else {
-      fold_contig<SumReduce<acc_t>>(in, g, finish);
-    }
-  });
+  POOLEXT_CPU_KERNEL(avg_pool_fwd, x, out, pb.g, channels_last, count_include_pad,
+                     divisor_override.value_or(0));
   return out;
 }
 
@@ -64,43 +48,8 @@ at::Tensor avg_pool_backward_cpu(const at::Tensor& grad_output, c10::SymIntArray
   at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
-  const Geometry g = pb.g;
-  const int64_t dov = divisor_override.value_or(0);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.avg_pool_backward", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* gop = go.const_data_ptr<scalar_t>();
-    scalar_t* gi = grad_input.data_ptr<scalar_t>();
-    if (!channels_last) {
-      // Output ow sends grad / divisor to every tap of its window; the row of
-      // quotients is formed once per covering output row.
-      struct Policy {
-        const scalar_t* go;
-        const Geometry* g;
-        bool count_include_pad;
-        int64_t dov;
-        std::vector<acc_t> q;
-        void set_row(int64_t orow, int64_t od, int64_t oh) {
-          const int64_t OW = g->dim[2].out;
-          q.resize(OW);
-          const scalar_t* gr = go + orow * OW;
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            q[ow] = static_cast<acc_t>(gr[ow]) /
-                    static_cast<acc_t>(g->avg_divisor(od, oh, ow, count_include_pad, dov));
-          }
-        }
-        acc_t val(int64_t ow, int32_t) const { return q[ow]; }
-      };
-      gather_contig(gi, g, Policy{gop, &g, count_include_pad, dov, {}});
-    } else {
-      const int64_t C = g.C;
-      gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t, int64_t c0, int64_t n, int64_t od,
-                           int64_t oh, int64_t ow) {
-        const acc_t div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
-        const scalar_t* s = gop + opos * C + c0;
-        for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<acc_t>(s[i]) / div;
-      });
-    }
-  });
+  POOLEXT_CPU_KERNEL(avg_pool_bwd, go, grad_input, pb.g, channels_last, count_include_pad,
+                     divisor_override.value_or(0));
   return grad_input;
 }
 

@@ -8,19 +8,8 @@
 //
 // Backward: every input element gathers from the outputs whose window covers
 // it (Dim::for_each_cover), in increasing output order; no atomics, one write.
-#pragma once
-
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <vector>
-
-#include "../geometry.h"
-
-namespace poolext {
-namespace cpu {
+// Included by kernels_impl.h inside its per-ISA namespace, after every
+// header this needs.
 
 constexpr int64_t kChunk = 256;  // outputs (or channels) folded per buffer pass
 
@@ -214,16 +203,31 @@ struct CoverTable {
 // every element sums its contributions in torch's order), then written once.
 // The policy supplies, per covering output row, the value output ow sends to
 // its window's tap t:  pol.set_row(orow, od, oh) then pol.val(ow, t).
-// Along W the loop runs tap by tap over consecutive outputs, a unit- or
-// fixed-stride loop the compiler vectorises.
+//
+// With stride s along W, tap jw of output ow lands on column ow*s + jw*d - p,
+// so the buffer is kept in s phases (column m*s + ph at acc[ph*M + m]): each
+// tap then adds into consecutive entries of one phase, a unit-stride loop the
+// compiler vectorises, and the phases are interleaved once at the end.
 template <int S, typename acc_t, typename scalar_t, typename Policy>
 void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& cd,
                         const CoverTable& ch, int64_t r0, int64_t r1, Policy& pol, acc_t* acc) {
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t s = S > 0 ? S : W.s;
-  // Taps jw whose column jw*d - p can fall inside [0, W.in) for some output.
+  const int64_t M = div_ceil(W.in, s);  // entries per phase
+  // Taps jw whose column jw*d - p can fall inside [0, W.in) for some output,
+  // each with its buffer offset and range of outputs [lo, hi).
   const int64_t jw_lo = std::max<int64_t>(0, div_ceil(W.p - (W.out - 1) * s, W.d));
   const int64_t jw_hi = std::min<int64_t>(W.k - 1, div_ceil(W.in + W.p, W.d) - 1);
+  struct TapRun {
+    int64_t jw, offset, lo, hi;
+  };
+  std::vector<TapRun> taps;
+  for (int64_t jw = jw_hi; jw >= jw_lo; --jw) {  // increasing ow for each element
+    const int64_t base = jw * W.d - W.p;          // column of output 0's tap jw
+    const int64_t q = div_floor(base, s);         // base = q*s + ph
+    taps.push_back({jw, (base - q * s) * M + q, std::max<int64_t>(0, div_ceil(-base, s)),
+                    std::min(W.out, div_ceil(W.in - base, s))});
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t ih = r % H.in;
     const int64_t id = (r / H.in) % D.in;
@@ -233,22 +237,28 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
       std::fill(out_row, out_row + W.in, scalar_t(0));
       continue;
     }
-    std::fill(acc, acc + W.in, acc_t(0));
+    std::fill(acc, acc + s * M, acc_t(0));
     for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
       for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
         const int64_t od = cd.o[a], oh = ch.o[b];
         pol.set_row((plane * D.out + od) * H.out + oh, od, oh);
         const int64_t tdh = g.tap(cd.j[a], ch.j[b], 0);
-        for (int64_t jw = jw_hi; jw >= jw_lo; --jw) {  // increasing ow for each element
-          const int64_t base = jw * W.d - W.p;       // input column of output 0's tap jw
-          const int64_t lo = std::max<int64_t>(0, div_ceil(-base, s));
-          const int64_t hi = std::min(W.out, div_ceil(W.in - base, s));
-          const int32_t t = static_cast<int32_t>(tdh + jw);
-          for (int64_t ow = lo; ow < hi; ++ow) acc[ow * s + base] += pol.val(ow, t);
+        for (const TapRun& tr : taps) {
+          const int32_t t = static_cast<int32_t>(tdh + tr.jw);
+          acc_t* __restrict__ dst = acc + tr.offset;  // dst[ow] is output ow's tap jw
+          for (int64_t ow = tr.lo; ow < tr.hi; ++ow) dst[ow] += pol.val(ow, t);
         }
       }
     }
-    for (int64_t i = 0; i < W.in; ++i) out_row[i] = static_cast<scalar_t>(acc[i]);
+    if (s == 1) {
+      for (int64_t i = 0; i < W.in; ++i) out_row[i] = static_cast<scalar_t>(acc[i]);
+    } else {
+      for (int64_t ph = 0; ph < s; ++ph) {
+        const acc_t* src = acc + ph * M;
+        const int64_t m1 = div_ceil(W.in - ph, s);
+        for (int64_t m = 0; m < m1; ++m) out_row[m * s + ph] = static_cast<scalar_t>(src[m]);
+      }
+    }
   }
 }
 
@@ -260,7 +270,7 @@ void gather_contig(scalar_t* grad_in, const Geometry& g, const Policy& policy) {
   const int64_t rows = g.N * g.C * D.in * H.in;
   const int64_t work = W.in + W.out * W.k * ((D.k + D.s - 1) / D.s) * ((H.k + H.s - 1) / H.s);
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
-    std::vector<acc_t> acc(W.in);
+    std::vector<acc_t> acc(W.s * div_ceil(W.in, W.s));
     Policy pol = policy;
     switch (W.s) {
       case 1: gather_contig_rows<1>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
@@ -305,5 +315,3 @@ void gather_cl(scalar_t* grad_in, const Geometry& g, Take&& take) {
   });
 }
 
-}  // namespace cpu
-}  // namespace poolext

@@ -7,20 +7,11 @@
 #include <torch/library.h>
 
 #include "../problem.h"
-#include "engine.h"
+#include "kernels.h"
 
 namespace poolext {
 namespace cpu {
 namespace {
-
-template <typename F>
-void dispatch_argmax(at::ScalarType t, F&& f) {
-  switch (t) {
-    case at::kByte: f(uint8_t{}); break;
-    case at::kShort: f(uint16_t{}); break;
-    default: f(int32_t{}); break;
-  }
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
     const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
@@ -43,32 +34,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
                            ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
                            : none_like(self, at::kLong);
   if (pb.out_numel() == 0) return {out, argmax, indices};
-  const Geometry g = pb.g;
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.max_pool", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    dispatch_argmax(am_type, [&](auto am_tag) {
-      using arg_t = decltype(am_tag);
-      const scalar_t* in = x.const_data_ptr<scalar_t>();
-      scalar_t* o = out.data_ptr<scalar_t>();
-      arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
-      int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
-      auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
-                        int64_t oh, int64_t ow, int64_t ow_step) {
-        for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i]);
-        if (am) {
-          for (int64_t i = 0; i < n; ++i) am[e + i] = static_cast<arg_t>(t[i]);
-        }
-        if (idx) {
-          for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
-        }
-      };
-      if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish);
-      } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish);
-      }
-    });
-  });
+  POOLEXT_CPU_KERNEL(max_pool_fwd, x, out, argmax, indices, pb.g, channels_last, with_argmax,
+                     with_indices);
   return {out, argmax, indices};
 }
 
@@ -87,43 +54,7 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_output, const at::Tensor
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
-  const Geometry g = pb.g;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.max_pool_backward", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
-      using arg_t = decltype(am_tag);
-      const scalar_t* gop = go.const_data_ptr<scalar_t>();
-      const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
-      scalar_t* gi = grad_input.data_ptr<scalar_t>();
-      if (!channels_last) {
-        // Output ow sends its gradient to tap t only if t won its window.
-        struct Policy {
-          const arg_t* am;
-          const scalar_t* go;
-          int64_t OW;
-          const arg_t* a = nullptr;
-          const scalar_t* gr = nullptr;
-          void set_row(int64_t orow, int64_t, int64_t) {
-            a = am + orow * OW;
-            gr = go + orow * OW;
-          }
-          acc_t val(int64_t ow, int32_t t) const {
-            return a[ow] == static_cast<arg_t>(t) ? static_cast<acc_t>(gr[ow]) : acc_t(0);
-          }
-        };
-        gather_contig(gi, g, Policy{am, gop, g.dim[2].out});
-      } else {
-        const int64_t C = g.C;
-        gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t tap, int64_t c0, int64_t n,
-                             int64_t, int64_t, int64_t) {
-          const arg_t* a = am + opos * C + c0;
-          const scalar_t* s = gop + opos * C + c0;
-          const arg_t t = static_cast<arg_t>(tap);
-          for (int64_t i = 0; i < n; ++i) acc[i] += a[i] == t ? static_cast<acc_t>(s[i]) : acc_t(0);
-        });
-      }
-    });
-  });
+  POOLEXT_CPU_KERNEL(max_pool_bwd, go, amc, grad_input, pb.g, channels_last);
   return grad_input;
 }
 
@@ -145,40 +76,7 @@ at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argma
   if (pb.out_numel() == 0) return out;
   const at::Tensor src = source.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
-  const Geometry g = pb.g;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(), "poolext.max_pool_gather", [&] {
-    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
-      using arg_t = decltype(am_tag);
-      const scalar_t* s = src.const_data_ptr<scalar_t>();
-      const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
-      scalar_t* o = out.data_ptr<scalar_t>();
-      const int64_t OD = g.dim[0].out, OH = g.dim[1].out, OW = g.dim[2].out;
-      const int64_t OP = g.out_plane(), IP = g.in_plane(), C = g.C;
-      at::parallel_for(0, g.N * g.C * OP, grain_for(4), [&](int64_t e0, int64_t e1) {
-        for (int64_t e = e0; e < e1; ++e) {
-          int64_t sp, plane_or_n, c = 0;
-          if (!channels_last) {
-            sp = e % OP;
-            plane_or_n = e / OP;
-          } else {
-            c = e % C;
-            sp = (e / C) % OP;
-            plane_or_n = e / (C * OP);
-          }
-          const int64_t ow = sp % OW, oh = (sp / OW) % OH, od = sp / (OW * OH);
-          (void)OD;
-          const int64_t t = static_cast<int64_t>(am[e]);
-          // An empty window (or a foreign argmax) names no input element: nothing flows.
-          if (!g.tap_in_bounds(od, oh, ow, t)) {
-            o[e] = scalar_t(0);
-            continue;
-          }
-          const int64_t ip = g.plane_index(od, oh, ow, t);
-          o[e] = channels_last ? s[(plane_or_n * IP + ip) * C + c] : s[plane_or_n * IP + ip];
-        }
-      });
-    });
-  });
+  POOLEXT_CPU_KERNEL(max_pool_gather, src, amc, out, pb.g, channels_last);
   return out;
 }
 

@@ -1,0 +1,223 @@
+// CPU kernel bodies, compiled once per instruction set: kernels_base.cpp
+// (the baseline x86-64 / any target) and kernels_avx2.cpp (AVX2 + FMA), each
+// into its own namespace POOLEXT_CPU_ISA, so the inner loops vectorise as
+// wide as the machine allows and kernels.h picks one at run time.
+//
+// Include only after every header these bodies need (the including file
+// lists them before any target pragma).
+#ifndef POOLEXT_CPU_ISA
+#error "define POOLEXT_CPU_ISA before including kernels_impl.h"
+#endif
+
+namespace poolext {
+namespace cpu {
+namespace POOLEXT_CPU_ISA {
+
+#include "engine.h"
+
+namespace {
+template <typename F>
+void dispatch_argmax(at::ScalarType t, F&& f) {
+  switch (t) {
+    case at::kByte: f(uint8_t{}); break;
+    case at::kShort: f(uint16_t{}); break;  // read as uint16
+    default: f(int32_t{}); break;
+  }
+}
+}  // namespace
+
+void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::Tensor& indices,
+                  const Geometry& g, bool channels_last, bool with_argmax, bool with_indices) {
+  const auto am_type = argmax_dtype(g.kernel_volume());
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "poolext.max_pool", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_argmax(am_type, [&](auto am_tag) {
+      using arg_t = decltype(am_tag);
+      const scalar_t* in = x.const_data_ptr<scalar_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
+      int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
+      auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
+                        int64_t oh, int64_t ow, int64_t ow_step) {
+        for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i]);
+        if (am) {
+          for (int64_t i = 0; i < n; ++i) am[e + i] = static_cast<arg_t>(t[i]);
+        }
+        if (idx) {
+          for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+        }
+      };
+      if (channels_last) {
+        fold_cl<MaxReduce<acc_t>>(in, g, finish);
+      } else {
+        fold_contig<MaxReduce<acc_t>>(in, g, finish);
+      }
+    });
+  });
+}
+
+void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_input,
+                  const Geometry& g, bool channels_last) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.max_pool_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
+      using arg_t = decltype(am_tag);
+      const scalar_t* gop = go.const_data_ptr<scalar_t>();
+      const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
+      scalar_t* gi = grad_input.data_ptr<scalar_t>();
+      if (!channels_last) {
+        // Output ow sends its gradient to tap t only if t won its window.
+        struct Policy {
+          const arg_t* am;
+          const scalar_t* go;
+          int64_t OW;
+          const arg_t* a = nullptr;
+          const scalar_t* gr = nullptr;
+          void set_row(int64_t orow, int64_t, int64_t) {
+            a = am + orow * OW;
+            gr = go + orow * OW;
+          }
+          acc_t val(int64_t ow, int32_t t) const {
+            return a[ow] == static_cast<arg_t>(t) ? static_cast<acc_t>(gr[ow]) : acc_t(0);
+          }
+        };
+        gather_contig(gi, g, Policy{am, gop, g.dim[2].out});
+      } else {
+        const int64_t C = g.C;
+        gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t tap, int64_t c0, int64_t n,
+                             int64_t, int64_t, int64_t) {
+          const arg_t* a = am + opos * C + c0;
+          const scalar_t* s = gop + opos * C + c0;
+          const arg_t t = static_cast<arg_t>(tap);
+          for (int64_t i = 0; i < n; ++i) acc[i] += a[i] == t ? static_cast<acc_t>(s[i]) : acc_t(0);
+        });
+      }
+    });
+  });
+}
+
+// out[o] = source[the input element that won window o] (0 for an empty
+// window or a foreign argmax that names no input element).
+void max_pool_gather(const at::Tensor& src, const at::Tensor& amc, at::Tensor& out,
+                     const Geometry& g, bool channels_last) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(), "poolext.max_pool_gather", [&] {
+    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
+      using arg_t = decltype(am_tag);
+      const scalar_t* s = src.const_data_ptr<scalar_t>();
+      const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
+      scalar_t* o = out.data_ptr<scalar_t>();
+      const int64_t OD = g.dim[0].out, OH = g.dim[1].out, OW = g.dim[2].out;
+      const int64_t OP = g.out_plane(), IP = g.in_plane(), C = g.C;
+      at::parallel_for(0, g.N * g.C * OP, grain_for(4), [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; ++e) {
+          int64_t sp, plane_or_n, c = 0;
+          if (!channels_last) {
+            sp = e % OP;
+            plane_or_n = e / OP;
+          } else {
+            c = e % C;
+            sp = (e / C) % OP;
+            plane_or_n = e / (C * OP);
+          }
+          const int64_t ow = sp % OW, oh = (sp / OW) % OH, od = sp / (OW * OH);
+          (void)OD;
+          const int64_t t = static_cast<int64_t>(am[e]);
+          // An empty window (or a foreign argmax) names no input element: nothing flows.
+          if (!g.tap_in_bounds(od, oh, ow, t)) {
+            o[e] = scalar_t(0);
+            continue;
+          }
+          const int64_t ip = g.plane_index(od, oh, ow, t);
+          o[e] = channels_last ? s[(plane_or_n * IP + ip) * C + c] : s[plane_or_n * IP + ip];
+        }
+      });
+    });
+  });
+}
+
+void avg_pool_fwd(const at::Tensor& x, at::Tensor& out, const Geometry& g, bool channels_last,
+                  bool count_include_pad, int64_t dov) {
+  AT_DISPATCH_FLOATING_TYPES_AND3(at::kLong, at::kHalf, at::kBFloat16, x.scalar_type(), "poolext.avg_pool", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    // Every window of a run has the same divisor.
+    auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t*, int64_t od, int64_t oh,
+                      int64_t ow, int64_t) {
+      const auto div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
+      for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i] / div);
+    };
+    if (channels_last) {
+      fold_cl<SumReduce<acc_t>>(in, g, finish);
+    } else {
+      fold_contig<SumReduce<acc_t>>(in, g, finish);
+    }
+  });
+}
+
+void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& g,
+                  bool channels_last, bool count_include_pad, int64_t dov) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.avg_pool_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gop = go.const_data_ptr<scalar_t>();
+    scalar_t* gi = grad_input.data_ptr<scalar_t>();
+    if (!channels_last) {
+      // Output ow sends grad / divisor to every tap of its window; the row of
+      // quotients is formed once per covering output row.  A divisor is the
+      // product of per-dim factors, exact in acc_t for windows under 2^24
+      // taps; larger windows take avg_divisor per output.
+      struct Policy {
+        const scalar_t* go;
+        const Geometry* g;
+        bool count_include_pad;
+        int64_t dov;
+        std::vector<acc_t> wdiv;  // W factor of each output's divisor (fast path)
+        std::vector<acc_t> q;
+        Policy(const scalar_t* go_, const Geometry& g_, bool cip, int64_t dov_)
+            : go(go_), g(&g_), count_include_pad(cip), dov(dov_), q(g_.dim[2].out) {
+          const Dim& W = g_.dim[2];
+          if (dov == 0 && g_.kernel_volume() < (int64_t(1) << 24)) {
+            for (int64_t ow = 0; ow < W.out; ++ow) {
+              wdiv.push_back(static_cast<acc_t>(
+                  cip ? W.avg_pool_size(ow) : W.avg_hi(ow) - W.avg_lo(ow)));
+            }
+          }
+        }
+        void set_row(int64_t orow, int64_t od, int64_t oh) {
+          const Dim &D = g->dim[0], &H = g->dim[1];
+          const int64_t OW = g->dim[2].out;
+          const scalar_t* gr = go + orow * OW;
+          if (dov != 0) {
+            const auto div = static_cast<acc_t>(dov);
+            for (int64_t ow = 0; ow < OW; ++ow) q[ow] = static_cast<acc_t>(gr[ow]) / div;
+          } else if (!wdiv.empty()) {
+            const auto dh = static_cast<acc_t>(
+                count_include_pad
+                    ? D.avg_pool_size(od) * H.avg_pool_size(oh)
+                    : (D.avg_hi(od) - D.avg_lo(od)) * (H.avg_hi(oh) - H.avg_lo(oh)));
+            for (int64_t ow = 0; ow < OW; ++ow) q[ow] = static_cast<acc_t>(gr[ow]) / (dh * wdiv[ow]);
+          } else {
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              q[ow] = static_cast<acc_t>(gr[ow]) /
+                      static_cast<acc_t>(g->avg_divisor(od, oh, ow, count_include_pad, 0));
+            }
+          }
+        }
+        acc_t val(int64_t ow, int32_t) const { return q[ow]; }
+      };
+      gather_contig(gi, g, Policy(gop, g, count_include_pad, dov));
+    } else {
+      const int64_t C = g.C;
+      gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t, int64_t c0, int64_t n, int64_t od,
+                           int64_t oh, int64_t ow) {
+        const acc_t div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
+        const scalar_t* s = gop + opos * C + c0;
+        for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<acc_t>(s[i]) / div;
+      });
+    }
+  });
+}
+
+}  // namespace POOLEXT_CPU_ISA
+}  // namespace cpu
+}  // namespace poolext
