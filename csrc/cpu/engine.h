@@ -44,6 +44,46 @@ struct SumReduce {
   static inline void step(acc_t& v, int32_t&, acc_t x, int32_t) { v += x; }
 };
 
+// Eight lanes of acc_t (and of same-width tap indices) as compiler vector
+// types: the channels_last engine keeps a block of them in registers across
+// all taps of a window.  float and double only; other types take the
+// buffered path.
+template <typename acc_t>
+struct Lanes8 {
+  static constexpr bool ok = false;
+};
+template <>
+struct Lanes8<float> {
+  static constexpr bool ok = true;
+  typedef float V __attribute__((vector_size(32)));
+  typedef int32_t T __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes8<double> {
+  static constexpr bool ok = true;
+  typedef double V __attribute__((vector_size(64)));
+  typedef int64_t T __attribute__((vector_size(64)));
+};
+
+template <typename R>
+struct IsMax : std::false_type {};
+template <typename acc_t>
+struct IsMax<MaxReduce<acc_t>> : std::true_type {};
+
+// Eight consecutive elements widened to acc_t lanes.
+template <typename V, typename acc_t, typename scalar_t>
+inline V load8(const scalar_t* p) {
+  V v;
+  if constexpr (std::is_same<scalar_t, acc_t>::value) {
+    std::memcpy(&v, p, sizeof(V));
+  } else {
+    acc_t tmp[8];
+    for (int i = 0; i < 8; ++i) tmp[i] = static_cast<acc_t>(p[i]);
+    std::memcpy(&v, tmp, sizeof(V));
+  }
+  return v;
+}
+
 // Fold one tap over n outputs whose inputs are src[0], src[S], src[2S], ...
 template <typename R, int S, typename scalar_t, typename acc_t>
 inline void fold_tap(acc_t* __restrict__ v, int32_t* __restrict__ t,
@@ -56,6 +96,18 @@ template <typename R, typename acc_t>
 inline void fold_init(acc_t* v, int32_t* t, int64_t n, int32_t tap0) {
   for (int64_t i = 0; i < n; ++i) R::init(v[i], t[i], tap0);
 }
+
+// In-bounds tap range [lo[o], hi[o]) of every window of one dim, computed
+// once per call (Dim::tap_lo/tap_hi divide).
+struct TapRanges {
+  std::vector<int64_t> lo, hi;
+  explicit TapRanges(const Dim& dm) : lo(dm.out), hi(dm.out) {
+    for (int64_t o = 0; o < dm.out; ++o) {
+      lo[o] = dm.tap_lo(o);
+      hi[o] = dm.tap_hi(o);
+    }
+  }
+};
 
 // Both forward engines hand results over in runs:
 //   finish(e, n, v, t, od, oh, ow, ow_step)
@@ -150,32 +202,80 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t C = g.C;
   const int64_t positions = g.N * g.out_plane();
+  const TapRanges rd(D), rh(H), rw(W);
   at::parallel_for(0, positions, grain_for(C * g.kernel_volume()), [&](int64_t p0, int64_t p1) {
     acc_t vbuf[kChunk];
     int32_t tbuf[kChunk];
+    std::vector<int64_t> toff(g.kernel_volume());
+    std::vector<int32_t> tidx(g.kernel_volume());
+    int64_t ntaps = 0;
+    // (nb, od, oh, ow) of position p0, then stepped along without division.
+    int64_t ow = p0 % W.out, oh = (p0 / W.out) % H.out, od = (p0 / (W.out * H.out)) % D.out;
+    int64_t nb = p0 / g.out_plane();
     for (int64_t pos = p0; pos < p1; ++pos) {
-      const int64_t ow = pos % W.out;
-      const int64_t oh = (pos / W.out) % H.out;
-      const int64_t od = (pos / (W.out * H.out)) % D.out;
-      const int64_t nb = pos / g.out_plane();
       const scalar_t* in_n = in + nb * g.in_plane() * C;
-      const int64_t jd0 = D.tap_lo(od), jd1 = D.tap_hi(od);
-      const int64_t jh0 = H.tap_lo(oh), jh1 = H.tap_hi(oh);
-      const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
+      const int64_t jd0 = rd.lo[od], jd1 = rd.hi[od];
+      const int64_t jh0 = rh.lo[oh], jh1 = rh.hi[oh];
+      const int64_t jw0 = rw.lo[ow], jw1 = rw.hi[ow];
+      const auto tap0 = static_cast<int32_t>(g.tap(jd0, jh0, jw0));  // first_tap
+      // The window's in-bounds taps: element offset (times C) and tap index.
+      ntaps = 0;
+      for (int64_t jd = jd0; jd < jd1; ++jd) {
+        for (int64_t jh = jh0; jh < jh1; ++jh) {
+          const int64_t row = (D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d;
+          for (int64_t jw = jw0; jw < jw1; ++jw) {
+            toff[ntaps] = (row * W.in + W.start(ow) + jw * W.d) * C;
+            tidx[ntaps] = static_cast<int32_t>(g.tap(jd, jh, jw));
+            ++ntaps;
+          }
+        }
+      }
       for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
         const int64_t n = std::min(kChunk, C - c0);
-        fold_init<R>(vbuf, tbuf, n, static_cast<int32_t>(g.first_tap(od, oh, ow)));
-        for (int64_t jd = jd0; jd < jd1; ++jd) {
-          for (int64_t jh = jh0; jh < jh1; ++jh) {
-            for (int64_t jw = jw0; jw < jw1; ++jw) {
-              const int64_t sp = ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
-                                 W.start(ow) + jw * W.d;
-              fold_tap<R, 1>(vbuf, tbuf, in_n + sp * C + c0, 1, n,
-                             static_cast<int32_t>(g.tap(jd, jh, jw)));
+        int64_t c = 0;
+        if constexpr (Lanes8<acc_t>::ok) {
+          // Blocks of 8 channels stay in registers across the whole window.
+          using V = typename Lanes8<acc_t>::V;
+          using T = typename Lanes8<acc_t>::T;
+          for (; c + 8 <= n; c += 8) {
+            const scalar_t* base = in_n + c0 + c;
+            V v;
+            T t = T{} + tap0;
+            if constexpr (IsMax<R>::value) {
+              v = V{} + lowest<acc_t>();
+              for (int64_t k = 0; k < ntaps; ++k) {
+                const V x = load8<V, acc_t>(base + toff[k]);
+                const T take = (x > v) | (x != x);
+                v = take ? x : v;
+                t = take ? T{} + tidx[k] : t;
+              }
+            } else {
+              v = V{};
+              for (int64_t k = 0; k < ntaps; ++k) v += load8<V, acc_t>(base + toff[k]);
+            }
+            for (int i = 0; i < 8; ++i) {
+              vbuf[c + i] = v[i];
+              tbuf[c + i] = static_cast<int32_t>(t[i]);
             }
           }
         }
+        if (c < n) {
+          fold_init<R>(vbuf + c, tbuf + c, n - c, tap0);
+          for (int64_t k = 0; k < ntaps; ++k) {
+            fold_tap<R, 1>(vbuf + c, tbuf + c, in_n + toff[k] + c0 + c, 1, n - c, tidx[k]);
+          }
+        }
         finish(pos * C + c0, n, vbuf, tbuf, od, oh, ow, 0);
+      }
+      if (++ow == W.out) {
+        ow = 0;
+        if (++oh == H.out) {
+          oh = 0;
+          if (++od == D.out) {
+            od = 0;
+            ++nb;
+          }
+        }
       }
     }
   });

@@ -39,9 +39,11 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
       int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
       auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
                         int64_t oh, int64_t ow, int64_t ow_step) {
-        for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i]);
+        scalar_t* __restrict__ dst = o + e;
+        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(v[i]);
         if (am) {
-          for (int64_t i = 0; i < n; ++i) am[e + i] = static_cast<arg_t>(t[i]);
+          arg_t* __restrict__ ad = am + e;  // a byte store may alias anything else
+          for (int64_t i = 0; i < n; ++i) ad[i] = static_cast<arg_t>(t[i]);
         }
         if (idx) {
           for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
