@@ -8,7 +8,6 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGraphsC10Utils.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -53,12 +52,6 @@ class CudaRunner {
     for_each_element<<<static_cast<unsigned>(blocks), kThreads, 0,
                        at::cuda::getCurrentCUDAStream()>>>(op, static_cast<index_t>(n));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
-
-  // Reading results back is not allowed while the stream is being captured
-  // into a CUDA graph.
-  bool can_sync() const {
-    return c10::cuda::currentStreamCaptureStatusMayInitCtx() == c10::cuda::CaptureStatus::None;
   }
 
  private:

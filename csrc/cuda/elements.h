@@ -17,7 +17,6 @@
 #include <ATen/OpMathType.h>
 #include <c10/macros/Macros.h>
 
-#include <cmath>
 #include <cstdint>
 
 #include "../geometry.h"
@@ -68,9 +67,13 @@ C10_HOST_DEVICE inline void store_tap(void* argmax, int width, int64_t e, int64_
   }
 }
 
-// Max pooling forward, one output element: scans the in-bounds taps in
-// row-major (d, h, w) order, starts from the first and takes a tap when
-// max_takes(v, best).
+// Max pooling forward, one output element: starts from the lowest value at
+// tap (lo, lo, lo) and scans the in-bounds taps in row-major (d, h, w) order,
+// taking a tap when max_takes(v, best).  When the window has in-bounds taps,
+// (lo, lo, lo) is the first of them and, holding the lowest value, is kept:
+// the same as starting from it, as the CPU kernels do.  A window without
+// in-bounds taps (dilation) keeps the lowest value at
+// Geometry::empty_window_tap, which is (lo, lo, lo).
 template <bool CL, typename scalar_t, typename index_t>
 struct MaxPoolForward {
   using index_type = index_t;
@@ -90,15 +93,15 @@ struct MaxPoolForward {
     const int64_t jd0 = D.tap_lo(o.d), jd1 = D.tap_hi(o.d);
     const int64_t jh0 = H.tap_lo(o.h), jh1 = H.tap_hi(o.h);
     const int64_t jw0 = W.tap_lo(o.w), jw1 = W.tap_hi(o.w);
-    acc_t best{};
-    int64_t best_tap = -1;  // no tap taken yet
+    acc_t best = lowest<acc_t>();
+    int64_t best_tap = g.tap(jd0, jh0, jw0);
     for (int64_t jd = jd0; jd < jd1; ++jd) {
       const int64_t id = D.start(o.d) + jd * D.d;
       for (int64_t jh = jh0; jh < jh1; ++jh) {
         const int64_t row = (id * H.in + H.start(o.h) + jh * H.d) * W.in + W.start(o.w);
         for (int64_t jw = jw0; jw < jw1; ++jw) {
           const acc_t v = static_cast<acc_t>(src[(row + jw * W.d) * st]);
-          if (best_tap < 0 || max_takes(v, best)) {
+          if (max_takes(v, best)) {
             best = v;
             best_tap = g.tap(jd, jh, jw);
           }
@@ -144,9 +147,10 @@ struct MaxPoolBackward {
   }
 };
 
-// out[e] = source[the input element that won window e].  An argmax entry that
-// names no in-bounds tap of its window is never used as an address: the
-// output gets NaN and bad = {1, entry} records it for the host to report.
+// out[e] = source[the input element that won window e].  An argmax entry
+// that names no in-bounds tap of its window (an empty window's, or a foreign
+// argmax's) is never used as an address: nothing flows, out[e] = 0, as on
+// the CPU.
 template <bool CL, typename scalar_t, typename arg_t, typename index_t>
 struct MaxPoolGather {
   using index_type = index_t;
@@ -154,15 +158,12 @@ struct MaxPoolGather {
   const scalar_t* source;
   const arg_t* argmax;
   scalar_t* out;
-  int64_t* bad;  // {flag, offending entry}
 
   C10_HOST_DEVICE void operator()(index_t e) const {
     const Pos<CL, index_t> o(e, g.C, g.dim[0].out, g.dim[1].out, g.dim[2].out);
     const int64_t t = static_cast<int64_t>(argmax[e]);
     if (!g.tap_in_bounds(o.d, o.h, o.w, t)) {
-      out[e] = static_cast<scalar_t>(NAN);
-      bad[1] = t;
-      bad[0] = 1;
+      out[e] = scalar_t(0);
       return;
     }
     const int64_t ip = g.plane_index(o.d, o.h, o.w, t);

@@ -5,14 +5,12 @@
 // CudaRunner (common.cuh) launches a kernel; the host emulation used by the
 // tests runs the same functors in a loop.  A Runner provides
 //   bool fits_int32(int64_t max_numel)  whether int32 flat indices are safe,
-//   void operator()(const Op&, int64_t n),
-//   bool can_sync()                     whether results may be read back now.
+//   void operator()(const Op&, int64_t n).
 #pragma once
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <c10/core/SymIntArrayRef.h>
 
 #include <algorithm>
@@ -133,8 +131,6 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
   if (pb.out_numel() == 0) return out;
   const at::Tensor src = source.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
-  // {flag, entry}: set by any element whose argmax entry is invalid.
-  at::Tensor bad = at::zeros({2}, source.options().dtype(at::kLong));
   const Geometry g = pb.g;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(),
@@ -144,22 +140,11 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
       const scalar_t* s = src.const_data_ptr<scalar_t>();
       const arg_t* am = static_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* o = out.mutable_data_ptr<scalar_t>();
-      int64_t* b = bad.mutable_data_ptr<int64_t>();
       run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
-        return MaxPoolGather<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{g, s, am, o,
-                                                                                     b};
+        return MaxPoolGather<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{g, s, am, o};
       });
     });
   });
-  // Reading the flag waits for the kernel.  This op only runs in double
-  // backward, where raising like the CPU op is worth the wait; under CUDA
-  // graph capture nothing may be read back, and invalid entries give NaN.
-  if (run.can_sync()) {
-    const at::Tensor host = bad.cpu();
-    const int64_t* h = host.const_data_ptr<int64_t>();
-    TORCH_CHECK(h[0] == 0, op, ": argmax entry ", h[1],
-                " does not name an input element of its window");
-  }
   return out;
 }
 
