@@ -17,10 +17,13 @@ namespace poolext {
 namespace cuda {
 
 constexpr int kThreads = 256;
+// With no minimum, ptxas aims at 4 blocks of 256 threads per SM (64
+// registers) and spills in the gather kernels, which want up to 80.
+constexpr int kMinBlocksPerSm = 2;
 
 template <typename Op>
-__global__ void __launch_bounds__(kThreads) for_each_element(const Op op,
-                                                             typename Op::index_type n) {
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
+    for_each_element(const Op op, typename Op::index_type n) {
   using index_t = typename Op::index_type;
   const index_t stride = static_cast<index_t>(blockDim.x) * static_cast<index_t>(gridDim.x);
   for (index_t i = static_cast<index_t>(blockIdx.x) * static_cast<index_t>(blockDim.x) +

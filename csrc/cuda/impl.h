@@ -133,16 +133,14 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
   const at::Tensor amc = argmax.contiguous(mf);
   const Geometry g = pb.g;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  const int am_width = static_cast<int>(amc.element_size());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(),
                                   "poolext.max_pool_gather", [&] {
-    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
-      using arg_t = decltype(am_tag);
-      const scalar_t* s = src.const_data_ptr<scalar_t>();
-      const arg_t* am = static_cast<const arg_t*>(amc.const_data_ptr());
-      scalar_t* o = out.mutable_data_ptr<scalar_t>();
-      run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
-        return MaxPoolGather<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{g, s, am, o};
-      });
+    const scalar_t* s = src.const_data_ptr<scalar_t>();
+    const void* am = amc.const_data_ptr();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+      return MaxPoolGather<decltype(cl)::value, scalar_t, decltype(index)>{g, s, am, am_width, o};
     });
   });
   return out;
