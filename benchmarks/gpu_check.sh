@@ -41,8 +41,15 @@ step() {  # step NAME SECONDS LOG CMD...: run with a time limit, record the outc
 
 # torch builds with ninja (parallel) when it finds it, else serially (slow): a pip-installed
 # ninja may sit next to the interpreter without being on PATH.
-NINJA_DIR=$("$PY" -c "import ninja; print(ninja.BIN_DIR)" 2>/dev/null) && export PATH="$NINJA_DIR:$PATH"
-export PATH="$(dirname "$(command -v "$PY")"):$PATH"
+if ! command -v ninja >/dev/null; then
+  for d in "$(dirname "$(command -v "$PY")")" \
+           "$("$PY" -c "import ninja; print(ninja.BIN_DIR)" 2>/dev/null)"; do
+    if [ -n "$d" ] && [ -x "$d/ninja" ]; then export PATH="$d:$PATH"; break; fi
+  done
+fi
+
+SANITIZER_BIN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer \
+  /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)
 
 echo "== machine" | tee "$OUT_DIR/build.log"
 {
@@ -55,13 +62,13 @@ print("torch", torch.__version__, "cuda", torch.version.cuda,
 print("gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 EOF
   command -v ninja >/dev/null && echo "ninja $(ninja --version)" || echo "ninja: not found (slower serial build)"
-  command -v compute-sanitizer >/dev/null && echo "compute-sanitizer: $(command -v compute-sanitizer)"
+  echo "compute-sanitizer: ${SANITIZER_BIN:-not found}"
 } 2>&1 | tee -a "$OUT_DIR/build.log"
 
 # ---- build in place with this machine's torch (no build isolation, no network)
 ARCH=$("$PY" -c "import torch; p=torch.cuda.get_device_capability(0); print(f'{p[0]}.{p[1]}')" 2>/dev/null || echo 9.0)
 rm -f poolext/_C*.so
-step "build (sm $ARCH)" 240 "$OUT_DIR/build.log" env POOLEXT_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH" \
+step "build (sm $ARCH)" 300 "$OUT_DIR/build.log" env POOLEXT_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH" \
   MAX_JOBS="$(nproc)" "$PY" setup.py build_ext --inplace
 BUILD_OK=$?
 if (( BUILD_OK == 0 )); then
@@ -80,43 +87,16 @@ if (( BUILD_OK == 0 )); then
   TESTS=$(grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed)" "$OUT_DIR/tests.log" | tail -1)
 
   # ---- compute-sanitizer on a small subset (each tool bounded)
-  if command -v compute-sanitizer >/dev/null; then
-    SAN_PY=$(mktemp /tmp/poolext_sanitize_XXXX.py)
-    cat > "$SAN_PY" <<'EOF'
-import torch, poolext
-F = poolext.functional
-torch.manual_seed(0)
-for cl in (False, True):
-    for rank, shape, kw in ((2, (2, 5, 11, 13), dict(kernel_size=3, stride=2, padding=1)),
-                            (2, (2, 5, 9, 2), dict(kernel_size=2, stride=(3, 1), padding=1, dilation=3)),
-                            (3, (2, 3, 5, 6, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True))):
-        x = torch.randn(shape, device="cuda", dtype=torch.float64)
-        if cl:
-            x = x.contiguous(memory_format=torch.channels_last if rank == 2 else torch.channels_last_3d)
-        x.requires_grad_()
-        fmax = getattr(F, f"max_pool{rank}d")
-        favg = getattr(F, f"avg_pool{rank}d")
-        y, idx = fmax(x, **kw, return_indices=True)
-        (g,) = torch.autograd.grad(y, x, torch.randn_like(y), create_graph=True)
-        g.sum().backward()  # double backward: the gather at the argmax
-        kw_avg = {k: v for k, v in kw.items() if k != "dilation"}
-        ya = favg(x, **kw_avg, count_include_pad=False)
-        torch.autograd.grad(ya, x, torch.randn_like(ya))
-x1 = torch.randn(3, 4, 50, device="cuda", dtype=torch.float16)
-F.max_pool1d(x1, 4, 3, 1); F.avg_pool1d(x1, 4, 3, 1)
-torch.cuda.synchronize()
-print("sanitizer workload done")
-EOF
+  if [ -n "$SANITIZER_BIN" ]; then
     SAN_ERRORS=0
     # No caching allocator under memcheck: an access past a tensor is then past its allocation.
     for tool in memcheck racecheck; do
       echo "== compute-sanitizer --tool $tool" >> "$OUT_DIR/sanitizer.log"
       step "sanitizer $tool" "$(left 75)" "$OUT_DIR/sanitizer.log" \
         env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
-        compute-sanitizer --tool "$tool" --error-exitcode 99 "$PY" "$SAN_PY"
+        "$SANITIZER_BIN" --tool "$tool" --error-exitcode 99 "$PY" benchmarks/sanitizer_workload.py
       (( $? == 99 )) && SAN_ERRORS=$(( SAN_ERRORS + 1 ))
     done
-    rm -f "$SAN_PY"
     SANITIZER=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT_DIR/sanitizer.log" | tr '\n' ' ')
     SANITIZER="${SANITIZER:-no summary line} (tools reporting errors: $SAN_ERRORS)"
   else
