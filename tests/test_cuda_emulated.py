@@ -167,6 +167,8 @@ def test_refusals_match_cpu(emu):
                                False, True, None, False)),
         ("max_pool_backward", (torch.randn(1, 1, 3, 3), torch.zeros(1, 1, 3, 3, dtype=torch.int32),
                                [1, 1, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1], False, False)),
+        ("max_pool_gather", (x.long(), torch.zeros(1, 1, 3, 3, dtype=torch.uint8), [2, 2], [1, 1],
+                             [0, 0], [1, 1], False, False)),
     ]
     for name, args in cases:
         with pytest.raises((RuntimeError, NotImplementedError)) as want:

@@ -77,12 +77,10 @@ C10_HOST_DEVICE inline int64_t load_tap(const void* argmax, int width, int64_t e
 }
 
 // Max pooling forward, one output element: starts from the lowest value at
-// tap (lo, lo, lo) and scans the in-bounds taps in row-major (d, h, w) order,
-// taking a tap when max_takes(v, best).  When the window has in-bounds taps,
-// (lo, lo, lo) is the first of them and, holding the lowest value, is kept:
-// the same as starting from it, as the CPU kernels do.  A window without
-// in-bounds taps (dilation) keeps the lowest value at
-// Geometry::empty_window_tap, which is (lo, lo, lo).
+// Geometry::first_tap, tap (lo, lo, lo), as the CPU kernels do, and scans the
+// in-bounds taps in row-major (d, h, w) order, taking a tap when
+// max_takes(v, best).  A window without in-bounds taps (dilation) keeps the
+// lowest value at first_tap.
 template <bool CL, typename scalar_t, typename index_t>
 struct MaxPoolForward {
   using index_type = index_t;
@@ -103,7 +101,7 @@ struct MaxPoolForward {
     const int64_t jh0 = H.tap_lo(o.h), jh1 = H.tap_hi(o.h);
     const int64_t jw0 = W.tap_lo(o.w), jw1 = W.tap_hi(o.w);
     acc_t best = lowest<acc_t>();
-    int64_t best_tap = g.tap(jd0, jh0, jw0);
+    int64_t best_tap = g.tap(jd0, jh0, jw0);  // g.first_tap(o.d, o.h, o.w)
     for (int64_t jd = jd0; jd < jd1; ++jd) {
       const int64_t id = D.start(o.d) + jd * D.d;
       for (int64_t jh = jh0; jh < jh1; ++jh) {

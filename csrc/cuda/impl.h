@@ -126,6 +126,8 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
   Problem pb = make_problem(op, source.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
                             channels_last);
   check_argmax(op, pb, argmax);
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(source.scalar_type()), op,
+                              ": source must be a floating point tensor, got ", source.scalar_type());
   const auto mf = pb.memory_format();
   at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
