@@ -13,15 +13,16 @@
 
 namespace poolext {
 
+// Floor and ceiling of a / b for b > 0.  Both divide non-negative numbers
+// only: a GPU divides 64-bit integers inline when both operands are
+// non-negative and below 2^32 (as pooling's nearly always are) but calls a
+// slow routine for a negative one.
 C10_HOST_DEVICE inline int64_t div_floor(int64_t a, int64_t b) {
-  // b > 0
-  int64_t q = a / b;
-  return (a % b != 0 && a < 0) ? q - 1 : q;
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
 C10_HOST_DEVICE inline int64_t div_ceil(int64_t a, int64_t b) {
-  // b > 0
-  return -div_floor(-a, b);
+  return a >= 0 ? (a + b - 1) / b : -(-a / b);
 }
 
 C10_HOST_DEVICE inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }

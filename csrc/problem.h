@@ -6,12 +6,14 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
 #include <c10/util/irange.h>
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -132,6 +134,17 @@ inline at::ScalarType argmax_dtype(int64_t kernel_volume) {
   return at::kInt;
 }
 
+// Calls f(arg_t{}) with the C++ type that argmax entries of dtype `t` are read
+// as: uint8, uint16 (stored as int16) or int32.
+template <typename F>
+void dispatch_argmax(at::ScalarType t, F&& f) {
+  switch (t) {
+    case at::kByte: f(uint8_t{}); break;
+    case at::kShort: f(uint16_t{}); break;
+    default: f(int32_t{}); break;
+  }
+}
+
 inline void check_argmax(const char* op, const Problem& pb, const at::Tensor& argmax) {
   TORCH_CHECK(argmax.scalar_type() == argmax_dtype(pb.g.kernel_volume()), op,
               ": argmax has dtype ", argmax.scalar_type(), ", expected ",
@@ -147,6 +160,11 @@ inline void check_grad_output(const char* op, const Problem& pb, const at::Tenso
               list_str(pb.out_shape));
   TORCH_CHECK(at::isFloatingType(grad_output.scalar_type()), op,
               ": grad_output must be a floating point tensor, got ", grad_output.scalar_type());
+}
+
+inline void check_divisor(const char* op, std::optional<int64_t> divisor_override) {
+  TORCH_CHECK(!divisor_override.has_value() || divisor_override.value() != 0, op,
+              ": divisor_override must be non-zero, got divisor_override=0");
 }
 
 // Empty tensor for outputs the caller did not ask for.

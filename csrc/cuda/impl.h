@@ -1,0 +1,213 @@
+// Host side of the CUDA ops: argument checks, allocation, dtype and layout
+// dispatch, in the same order and with the same messages as the CPU ops.
+//
+// Runner decides how an element functor (elements.h) runs over [0, n):
+// CudaRunner (common.cuh) launches a kernel; the host emulation used by the
+// tests runs the same functors in a loop.  A Runner provides
+//   bool fits_int32(int64_t max_numel)  whether int32 flat indices are safe,
+//   void operator()(const Op&, int64_t n).
+#pragma once
+
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/core/SymIntArrayRef.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+
+#include "../problem.h"
+#include "elements.h"
+
+namespace poolext {
+namespace cuda {
+
+// Runs make(layout, index) over n elements, where layout is
+// std::bool_constant<channels_last> and index an int32_t or int64_t value
+// whose type the functor uses for flat indices below max_numel.
+template <typename Runner, typename Make>
+void run_elements(const Runner& run, bool channels_last, int64_t n, int64_t max_numel,
+                  Make&& make) {
+  auto with_index = [&](auto index) {
+    if (channels_last) {
+      run(make(std::true_type{}, index), n);
+    } else {
+      run(make(std::false_type{}, index), n);
+    }
+  };
+  if (run.fits_int32(max_numel)) {
+    with_index(int32_t{});
+  } else {
+    with_index(int64_t{});
+  }
+}
+
+template <typename Runner>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_impl(
+    const Runner& run, const at::Tensor& self, at::IntArrayRef kernel_size,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+    bool channels_last, bool with_argmax, bool with_indices) {
+  const char* op = "poolext.max_pool";
+  Problem pb = make_problem(op, self.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
+                            channels_last);
+  TORCH_CHECK_NOT_IMPLEMENTED(self.scalar_type() != at::kBool && !self.is_complex(), op,
+                              ": input dtype ", self.scalar_type(), " is not supported");
+  const auto mf = pb.memory_format();
+  const at::Tensor x = self.contiguous(mf);
+  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  const auto am_type = argmax_dtype(pb.g.kernel_volume());
+  at::Tensor argmax = with_argmax
+                          ? at::empty(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
+                          : none_like(self, am_type);
+  at::Tensor indices =
+      with_indices ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
+                   : none_like(self, at::kLong);
+  if (pb.out_numel() == 0) return {out, argmax, indices};
+  const Geometry g = pb.g;
+  const int am_width = with_argmax ? static_cast<int>(c10::elementSize(am_type)) : 0;
+  const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.max_pool", [&] {
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    void* am = with_argmax ? argmax.mutable_data_ptr() : nullptr;
+    int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
+    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+      return MaxPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{g, in, o, am,
+                                                                            am_width, idx};
+    });
+  });
+  return {out, argmax, indices};
+}
+
+template <typename Runner>
+at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_output,
+                                  const at::Tensor& argmax, c10::SymIntArrayRef input_size,
+                                  at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation,
+                                  bool ceil_mode, bool channels_last) {
+  const char* op = "poolext.max_pool_backward";
+  const auto sizes = C10_AS_INTARRAYREF_SLOW(input_size);
+  Problem pb = make_problem(op, sizes, kernel_size, stride, padding, dilation, ceil_mode,
+                            channels_last);
+  check_grad_output(op, pb, grad_output);
+  check_argmax(op, pb, argmax);
+  const auto mf = pb.memory_format();
+  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  if (pb.in_numel() == 0) return grad_input;
+  const at::Tensor go = grad_output.contiguous(mf);
+  const at::Tensor amc = argmax.contiguous(mf);
+  const Geometry g = pb.g;
+  const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(),
+                                  "poolext.max_pool_backward", [&] {
+    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
+      using arg_t = decltype(am_tag);
+      const scalar_t* gop = go.const_data_ptr<scalar_t>();
+      const arg_t* am = static_cast<const arg_t*>(amc.const_data_ptr());
+      scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
+      run_elements(run, channels_last, pb.in_numel(), max_numel, [&](auto cl, auto index) {
+        return MaxPoolBackward<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{g, gop, am,
+                                                                                       gi};
+      });
+    });
+  });
+  return grad_input;
+}
+
+template <typename Runner>
+at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
+                                const at::Tensor& argmax, at::IntArrayRef kernel_size,
+                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                at::IntArrayRef dilation, bool ceil_mode, bool channels_last) {
+  const char* op = "poolext.max_pool_gather";
+  Problem pb = make_problem(op, source.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
+                            channels_last);
+  check_argmax(op, pb, argmax);
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(source.scalar_type()), op,
+                              ": source must be a floating point tensor, got ", source.scalar_type());
+  const auto mf = pb.memory_format();
+  at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
+  if (pb.out_numel() == 0) return out;
+  const at::Tensor src = source.contiguous(mf);
+  const at::Tensor amc = argmax.contiguous(mf);
+  const Geometry g = pb.g;
+  const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  const int am_width = static_cast<int>(amc.element_size());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(),
+                                  "poolext.max_pool_gather", [&] {
+    const scalar_t* s = src.const_data_ptr<scalar_t>();
+    const void* am = amc.const_data_ptr();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+      return MaxPoolGather<decltype(cl)::value, scalar_t, decltype(index)>{g, s, am, am_width, o};
+    });
+  });
+  return out;
+}
+
+template <typename Runner>
+at::Tensor avg_pool_impl(const Runner& run, const at::Tensor& self, at::IntArrayRef kernel_size,
+                         at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
+                         bool count_include_pad, std::optional<int64_t> divisor_override,
+                         bool channels_last) {
+  const char* op = "poolext.avg_pool";
+  check_divisor(op, divisor_override);
+  Problem pb = make_problem(op, self.sizes(), kernel_size, stride, padding, {}, ceil_mode,
+                            channels_last);
+  const auto dt = self.scalar_type();
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(dt), op, ": input dtype ", dt,
+                              " is not supported on ", self.device().type(),
+                              " (floating point types are)");
+  const auto mf = pb.memory_format();
+  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  if (pb.out_numel() == 0) return out;
+  const at::Tensor x = self.contiguous(mf);
+  const Geometry g = pb.g;
+  const int64_t dov = divisor_override.value_or(0);
+  const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dt, "poolext.avg_pool", [&] {
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+      return AvgPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{
+          g, in, o, count_include_pad, dov};
+    });
+  });
+  return out;
+}
+
+template <typename Runner>
+at::Tensor avg_pool_backward_impl(const Runner& run, const at::Tensor& grad_output,
+                                  c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
+                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                  bool ceil_mode, bool count_include_pad,
+                                  std::optional<int64_t> divisor_override, bool channels_last) {
+  const char* op = "poolext.avg_pool_backward";
+  check_divisor(op, divisor_override);
+  const auto sizes = C10_AS_INTARRAYREF_SLOW(input_size);
+  Problem pb = make_problem(op, sizes, kernel_size, stride, padding, {}, ceil_mode, channels_last);
+  check_grad_output(op, pb, grad_output);
+  const auto mf = pb.memory_format();
+  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  if (pb.in_numel() == 0) return grad_input;
+  const at::Tensor go = grad_output.contiguous(mf);
+  const Geometry g = pb.g;
+  const int64_t dov = divisor_override.value_or(0);
+  const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(),
+                                  "poolext.avg_pool_backward", [&] {
+    const scalar_t* gop = go.const_data_ptr<scalar_t>();
+    scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
+    run_elements(run, channels_last, pb.in_numel(), max_numel, [&](auto cl, auto index) {
+      return AvgPoolBackward<decltype(cl)::value, scalar_t, decltype(index)>{
+          g, gop, gi, count_include_pad, dov};
+    });
+  });
+  return grad_input;
+}
+
+}  // namespace cuda
+}  // namespace poolext

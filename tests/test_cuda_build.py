@@ -1,0 +1,34 @@
+"""A CUDA build registers a CUDA kernel for every op, with or without a GPU.
+
+CI sets POOLEXT_EXPECT_CUDA=1 where it builds with CUDA (POOLEXT_CUDA=1), so a
+build that silently fell back to CPU-only kernels fails here.
+"""
+
+import os
+
+import pytest
+import torch
+
+import poolext
+
+OPS = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward"]
+
+expect_cuda = pytest.mark.skipif(os.environ.get("POOLEXT_EXPECT_CUDA") != "1",
+                                 reason="set POOLEXT_EXPECT_CUDA=1 to require a CUDA build")
+
+
+@expect_cuda
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_kernel_registered(op):
+    assert torch.version.cuda is not None, "torch is not a CUDA build"
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(f"poolext::{op}", "CUDA")
+
+
+@expect_cuda
+def test_cuda_kernels_built():
+    assert poolext.cuda_kernels_built()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_cpu_kernel_registered(op):
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(f"poolext::{op}", "CPU")
