@@ -11,11 +11,6 @@ namespace poolext {
 namespace cpu {
 namespace {
 
-void check_divisor(const char* op, std::optional<int64_t> divisor_override) {
-  TORCH_CHECK(!divisor_override.has_value() || divisor_override.value() != 0, op,
-              ": divisor_override must be non-zero, got divisor_override=0");
-}
-
 at::Tensor avg_pool_cpu(const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                         at::IntArrayRef padding, bool ceil_mode, bool count_include_pad,
                         std::optional<int64_t> divisor_override, bool channels_last) {

@@ -15,17 +15,6 @@ namespace POOLEXT_CPU_ISA {
 
 #include "engine.h"
 
-namespace {
-template <typename F>
-void dispatch_argmax(at::ScalarType t, F&& f) {
-  switch (t) {
-    case at::kByte: f(uint8_t{}); break;
-    case at::kShort: f(uint16_t{}); break;  // read as uint16
-    default: f(int32_t{}); break;
-  }
-}
-}  // namespace
-
 void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::Tensor& indices,
                   const Geometry& g, bool channels_last, bool with_argmax, bool with_indices) {
   const auto am_type = argmax_dtype(g.kernel_volume());
