@@ -199,9 +199,9 @@ struct AvgPoolForward {
     const int64_t id0 = D.avg_lo(o.d), id1 = D.avg_hi(o.d);
     const int64_t ih0 = H.avg_lo(o.h), ih1 = H.avg_hi(o.h);
     const int64_t iw0 = W.avg_lo(o.w), iw1 = W.avg_hi(o.w);
-    // -0.0 is the identity of IEEE addition (-0 + -0 = -0), so this sum is
-    // bit for bit the CPU's, which starts from the first element.
-    acc_t sum = -acc_t(0);
+    // Starts from +0 as the CPU kernels and torch do (so a window of -0.0
+    // sums to +0.0 on every device).
+    acc_t sum = acc_t(0);
     for (int64_t id = id0; id < id1; ++id) {
       for (int64_t ih = ih0; ih < ih1; ++ih) {
         const int64_t row = (id * H.in + ih) * W.in;
