@@ -15,6 +15,8 @@ OUT_DIR="${1:-${OUT:-$PWD/gpu_check_out}}"
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 PY="${PYTHON:-python}"
+# Scripts run from benchmarks/ import the in-place build of the checkout.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
 SUMMARY="$OUT_DIR/summary.txt"
 : > "$SUMMARY"
@@ -116,7 +118,9 @@ if (( BUILD_OK == 0 )); then
   # ---- the CPU suite, if time is left
   if (( $(elapsed) < 400 )); then
     step "tests (cpu)" "$(left 120)" "$OUT_DIR/tests.log" "$PY" -m pytest -q -x -p no:cacheprovider \
-      tests -m "not huge" --ignore=tests/test_cuda.py
+      tests -m "not huge" --ignore=tests/test_cuda.py --ignore=tests/test_cuda_emulated.py
+    step "tests (emulated)" "$(left 60)" "$OUT_DIR/tests.log" "$PY" -X faulthandler -m pytest -q -p no:cacheprovider \
+      tests/test_cuda_emulated.py
   else
     note "tests (cpu)            skipped: out of time"
   fi
