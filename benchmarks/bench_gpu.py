@@ -164,7 +164,14 @@ def verify(case, direction, x, g):
     for name, fn in (("poolext", ours), ("torch", theirs)):
         xr = x.detach().requires_grad_()
         (grads[name],) = torch.autograd.grad(fn(xr, **kw), xr, g)
-    torch.testing.assert_close(grads["poolext"], grads["torch"], **tolerance(case.dtype),
+    want = grads["torch"]
+    if case.dtype in (torch.float16, torch.bfloat16):
+        # torch adds overlapping windows' half-type gradients with a rounding per addition;
+        # poolext adds in float and rounds once: compare with the float32 gradient instead.
+        xr = x.detach().float().requires_grad_()
+        (want,) = torch.autograd.grad(theirs(xr, **kw), xr, g.float())
+        want = want.to(case.dtype)
+    torch.testing.assert_close(grads["poolext"], want, **tolerance(case.dtype),
                                msg=lambda m: f"{what}: poolext gradient: {m}")
     return grads["torch"]
 
@@ -312,8 +319,13 @@ def main(argv=None):
             try:
                 cudnn.check_against_torch()
                 C.log(f"cuDNN {cudnn.version()} agrees with torch on the check problems")
-            except (cudnn.CudnnError, AssertionError, OSError) as e:
-                args.cudnn_disabled = f"check failed: {str(e).splitlines()[0][:60]}"
+            except AssertionError as e:
+                # Each case is checked again before it is timed, and left out alone when
+                # cuDNN differs from torch there.
+                C.log(f"cuDNN {cudnn.version()} differs from torch on a check problem: "
+                      f"{str(e).splitlines()[0][:100]}")
+            except (cudnn.CudnnError, OSError) as e:
+                args.cudnn_disabled = f"unavailable: {str(e).splitlines()[0][:60]}"
                 C.log(f"cuDNN left out: {args.cudnn_disabled}")
     torch.manual_seed(0)
     timer = Timer(device, args.repeats, warmup=1 if args.dry_run else 3,

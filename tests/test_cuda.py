@@ -191,15 +191,20 @@ def test_backward(kind, rank, dtype, seed):
         # sends it to whatever its index names, possibly past the plane.
         return
     x2 = x.detach().clone().requires_grad_()
-    x3 = x.detach().contiguous().requires_grad_()
-    ref, ref_c = theirs(x2, **kw), theirs(x3, **kw)
+    ref = theirs(x2, **kw)
     ref.backward(g.to(DEVICE))
-    ref_c.backward(g.to(DEVICE))
     if keeps_torch_layout(kind, rank, x):
         assert same_memory_format(x1.grad, x2.grad), (x1.grad.stride(), x2.grad.stride())
-    # torch's channels_last 3d max backward misroutes the gradient of -inf windows:
-    # the reference values come from its contiguous kernel.
-    torch.testing.assert_close(x1.grad, x3.grad, equal_nan=True, **grad_tolerance(dtype))
+    # The reference values come from torch's contiguous CPU kernel: its channels_last 3d max
+    # backward misroutes the gradient of -inf windows, and on an H100 (torch 2.11) its CUDA
+    # avg_pool1d backward gave a gradient to an input no window covers (length 2, kernel 2,
+    # stride 3, padding 1), where its CPU kernel gives 0.
+    # torch has no CPU avg_pool3d for half types: those use its CUDA contiguous kernel.
+    half_avg3d = kind == "avg" and rank == 3 and dtype in (torch.float16, torch.bfloat16)
+    x3 = x.detach().contiguous().to("cpu" if not half_avg3d else x.device).requires_grad_()
+    theirs(x3, **kw).backward(g.to(x3.device))
+    torch.testing.assert_close(x1.grad.cpu(), x3.grad.cpu(), equal_nan=True,
+                               **grad_tolerance(dtype))
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
