@@ -6,6 +6,8 @@
 // machines without a GPU.  set_index32(bool) picks the flat index width.
 #include <torch/library.h>
 
+#include <random>
+
 #include "cuda/impl.h"
 
 namespace {
@@ -66,9 +68,40 @@ at::Tensor avg_pool_backward(const at::Tensor& grad_output, c10::SymIntArrayRef 
                                                divisor_override, channels_last);
 }
 
+// Number of (n, d) pairs, edge cases and `count` random ones, where FastDiv
+// (the int32 fast path's divider) differs from integer division.
+int64_t fastdiv_mismatches(int64_t seed, int64_t count) {
+  constexpr int64_t kMaxN = std::numeric_limits<int32_t>::max();
+  std::mt19937_64 rng(static_cast<uint64_t>(seed));
+  int64_t bad = 0;
+  auto check = [&](int64_t d, int64_t n) {
+    if (n < 0 || n > kMaxN) return;
+    const poolext::cuda::FastDiv f(d);
+    if (f.div(static_cast<int32_t>(n)) != n / d) ++bad;
+  };
+  std::vector<int64_t> divisors = {1, 2, 3, 5, 6, 7, 9, 25, 100, 641, 65535, 65536, 65537,
+                                   (1 << 30) - 1, 1 << 30, (int64_t{1} << 31) - 1};
+  for (int b = 2; b < 31; ++b) {
+    for (int64_t o : {-1, 0, 1}) divisors.push_back((int64_t{1} << b) + o);
+  }
+  for (int64_t d : divisors) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, d - 1, d, d + 1, 2 * d - 1, 2 * d, kMaxN,
+                      kMaxN - 1, kMaxN - d, kMaxN / d * d, kMaxN / d * d - 1}) {
+      check(d, n);
+    }
+    for (int i = 0; i < 1000; ++i) check(d, static_cast<int64_t>(rng() % (kMaxN + 1)));
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t d = 1 + static_cast<int64_t>(rng() % (int64_t{1} << (1 + rng() % 31)) % kMaxN);
+    check(d, static_cast<int64_t>(rng() % (kMaxN + 1)));
+  }
+  return bad;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(poolext_emulated, m) {
+  m.def("fastdiv_mismatches", &fastdiv_mismatches);
   m.def("set_index32", &set_index32);
   m.def("max_pool", &max_pool);
   m.def("max_pool_backward", &max_pool_backward);

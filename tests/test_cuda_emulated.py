@@ -8,6 +8,7 @@ tap order and argument handling on machines without a GPU.  Results must be
 bit-identical to the CPU kernels: both follow the same order of operations.
 """
 
+import math
 import os
 
 import pytest
@@ -36,6 +37,11 @@ def emu():
         verbose=False,
     )
     return torch.ops.poolext_emulated
+
+
+def test_fastdiv(emu):
+    """The int32 path's multiply-and-shift divider equals integer division."""
+    assert emu.fastdiv_mismatches(0, 2_000_000) == 0
 
 
 def assert_same(a, b):
@@ -103,6 +109,47 @@ def test_avg_pool(emu, rank, index32):
         gy = random_values(rng, want.shape, dtype)
         assert_same(emu.avg_pool_backward(gy, list(x.shape), *args),
                     cpu.avg_pool_backward(gy, list(x.shape), *args))
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_channel_groups(emu, rank):
+    """channels_last inputs whose C is a multiple of the fast path's channels per thread
+    (16 bytes of them), and views whose data are not 16-byte aligned (one channel per
+    thread): both give the CPU kernels' bits."""
+    emu.set_index32(True)
+    fmt = torch.channels_last if rank == 2 else torch.channels_last_3d
+    for seed in range(24):
+        rng = rng_for("emu-groups", rank, seed)
+        dtype = rng.choice(list(FLOAT_TYPES) + [torch.uint8, torch.int64])
+        kind = "max" if not dtype.is_floating_point else rng.choice(["max", "avg"])
+        C = rng.choice([8, 16, 24, 40])
+        spatial = [rng.randint(3, 9) for _ in range(rank)]
+        k = [rng.randint(1, 3) for _ in range(rank)]
+        s = [rng.randint(1, 3) for _ in range(rank)]
+        p = [rng.randint(0, kk // 2) for kk in k]
+        ceil = rng.random() < 0.5
+        n = 2 * C * math.prod(spatial)
+        flat = random_values(rng, (n + 1,), dtype)
+        # Every fourth input is a view whose data start one element into its storage.
+        flat = flat[1:] if seed % 4 == 3 else flat[:n]
+        x = flat.view(2, *spatial, C).movedim(-1, 1)
+        assert x.is_contiguous(memory_format=fmt)
+        if kind == "max":
+            args = (k, s, p, [1] * rank, ceil, True)
+            want = cpu.max_pool(x, *args, True, True)
+            for a, b in zip(emu.max_pool(x, *args, True, True), want):
+                assert_same(a, b)
+            if dtype.is_floating_point:
+                gy = random_values(rng, want[0].shape, dtype).contiguous(memory_format=fmt)
+                assert_same(emu.max_pool_backward(gy, want[1], list(x.shape), *args),
+                            cpu.max_pool_backward(gy, want[1], list(x.shape), *args))
+        else:
+            args = (k, s, p, ceil, rng.random() < 0.5, rng.choice([None, 5]), True)
+            want = cpu.avg_pool(x, *args)
+            assert_same(emu.avg_pool(x, *args), want)
+            gy = random_values(rng, want.shape, dtype).contiguous(memory_format=fmt)
+            assert_same(emu.avg_pool_backward(gy, list(x.shape), *args),
+                        cpu.avg_pool_backward(gy, list(x.shape), *args))
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

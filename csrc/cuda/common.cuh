@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace poolext {
 namespace cuda {
@@ -21,8 +22,19 @@ constexpr int kThreads = 256;
 // registers) and spills in the gather kernels, which want up to 80.
 constexpr int kMinBlocksPerSm = 2;
 
+// An Op may ask for more resident blocks (fewer registers) with
+// `static constexpr int kMinBlocks`.
+template <typename Op, typename = void>
+struct MinBlocks {
+  static constexpr int value = kMinBlocksPerSm;
+};
 template <typename Op>
-__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
+struct MinBlocks<Op, std::void_t<decltype(Op::kMinBlocks)>> {
+  static constexpr int value = Op::kMinBlocks;
+};
+
+template <typename Op>
+__global__ void __launch_bounds__(kThreads, MinBlocks<Op>::value)
     for_each_element(const Op op, typename Op::index_type n) {
   using index_t = typename Op::index_type;
   const index_t stride = static_cast<index_t>(blockDim.x) * static_cast<index_t>(gridDim.x);

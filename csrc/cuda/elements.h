@@ -250,5 +250,384 @@ struct AvgPoolBackward {
   }
 };
 
+
+// ---------------------------------------------------------------------------
+// The int32 fast path: undilated windows on tensors whose every index and
+// coordinate fits in int32 (impl.h decides).  Same visiting orders and
+// update rules as the generic functors above, so the results are the same
+// bits; what changes is the cost per element: 32-bit arithmetic only, and
+// the flat-index decomposition and the stride divisions done with a
+// multiply-high and a shift instead of a division.
+// ---------------------------------------------------------------------------
+
+// n / d for 0 <= n < 2^31 and a fixed divisor 1 <= d < 2^31, as
+// (mulhi(n, m) + n) >> s with s = ceil(log2 d), m = floor(2^32 (2^s - d) / d) + 1
+// (division by invariant integers using multiplication, Granlund-Montgomery).
+struct FastDiv {
+  int32_t d = 1;
+  uint32_t m = 1;
+  uint32_t s = 0;
+
+  FastDiv() = default;
+  explicit FastDiv(int64_t divisor) : d(static_cast<int32_t>(divisor)) {
+    s = 0;
+    while ((uint64_t{1} << s) < static_cast<uint64_t>(divisor)) ++s;
+    m = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << s) - divisor)) /
+                                  static_cast<uint64_t>(divisor) + 1);
+  }
+  C10_HOST_DEVICE int32_t div(int32_t n) const {
+#if defined(__CUDA_ARCH__)
+    const uint32_t hi = __umulhi(static_cast<uint32_t>(n), m);
+#else
+    const uint32_t hi =
+        static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(n)) * m) >> 32);
+#endif
+    return static_cast<int32_t>((hi + static_cast<uint32_t>(n)) >> s);
+  }
+};
+
+// One spatial dim of an undilated problem in int32.
+struct Dim32 {
+  int32_t in, out, k, s, p;
+  FastDiv in_div, out_div, s_div;
+
+  Dim32() = default;
+  explicit Dim32(const Dim& a)
+      : in(static_cast<int32_t>(a.in)), out(static_cast<int32_t>(a.out)),
+        k(static_cast<int32_t>(a.k)), s(static_cast<int32_t>(a.s)),
+        p(static_cast<int32_t>(a.p)), in_div(a.in), out_div(a.out), s_div(a.s) {}
+
+  C10_HOST_DEVICE int32_t start(int32_t o) const { return o * s - p; }
+  // Outputs o in [lo, hi] whose window covers input coordinate i, from
+  // x = i + p = q*s + r: o <= q, and x - o*s <= k - 1 <=> o >= q - (k-1-r)/s.
+  C10_HOST_DEVICE void covers(int32_t i, int32_t& lo, int32_t& hi) const {
+    const int32_t x = i + p;
+    const int32_t q = s_div.div(x);
+    const int32_t r = x - q * s;
+    hi = q < out - 1 ? q : out - 1;
+    if (r > k - 1) {
+      lo = q + 1;
+    } else {
+      const int32_t m = q - s_div.div(k - 1 - r);
+      lo = m > 0 ? m : 0;
+    }
+  }
+  // Size of window o clipped to the padded input (count_include_pad).
+  C10_HOST_DEVICE int32_t pool_size(int32_t o) const {
+    const int32_t st = start(o);
+    return (st + k < in + p ? st + k : in + p) - st;
+  }
+  C10_HOST_DEVICE int32_t lo(int32_t o) const {
+    const int32_t st = start(o);
+    return st > 0 ? st : 0;
+  }
+  C10_HOST_DEVICE int32_t hi(int32_t o) const {
+    const int32_t st = start(o);
+    return st + k < in ? st + k : in;
+  }
+};
+
+struct Geometry32 {
+  Dim32 dim[3];  // D, H, W
+  int32_t C;
+  int32_t in_plane, out_plane;
+
+  Geometry32() = default;
+  explicit Geometry32(const Geometry& g)
+      : C(static_cast<int32_t>(g.C)), in_plane(static_cast<int32_t>(g.in_plane())),
+        out_plane(static_cast<int32_t>(g.out_plane())) {
+    for (int a = 0; a < 3; ++a) dim[a] = Dim32(g.dim[a]);
+  }
+
+  // Whether a problem may take this path (its element counts are checked by
+  // the Runner): no dilation and every coordinate sum below 2^30.
+  static bool fits(const Geometry& g) {
+    constexpr int64_t kLimit = int64_t{1} << 30;
+    if (g.C >= kLimit) return false;
+    for (const Dim& a : g.dim) {
+      if (a.d != 1 || a.in + 2 * a.p + a.k + a.s >= kLimit || a.out >= kLimit) return false;
+    }
+    return true;
+  }
+};
+
+// V consecutive elements, loaded and stored as one access (16 bytes at
+// most): channels_last kernels give each thread V consecutive channels.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+template <int V, typename T>
+C10_HOST_DEVICE inline Pack<T, V> load_pack(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const Pack<T, V>*>(p);
+#else
+  Pack<T, V> r;
+  for (int l = 0; l < V; ++l) r.v[l] = p[l];
+  return r;
+#endif
+}
+
+template <int V, typename T>
+C10_HOST_DEVICE inline void store_pack(T* p, const Pack<T, V>& x) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<Pack<T, V>*>(p) = x;
+#else
+  for (int l = 0; l < V; ++l) p[l] = x.v[l];
+#endif
+}
+
+// Coordinates of flat work item e (< 2^31).  Contiguous (V = 1): e is an
+// element, base its plane (n*C + c).  channels_last: e is a group of V
+// channels of one position, base the batch index, c the group's first
+// channel; its elements are e*V .. e*V + V - 1.
+template <bool CL, int V>
+struct Pos32 {
+  int32_t base, c, d, h, w;
+  C10_HOST_DEVICE Pos32(int32_t e, const FastDiv& groups, const FastDiv& dd, const FastDiv& hd,
+                        const FastDiv& wd) {
+    c = 0;
+    if (CL) {
+      const int32_t q = groups.div(e);
+      c = (e - q * groups.d) * V;
+      e = q;
+    }
+    int32_t q = wd.div(e);
+    w = e - q * wd.d;
+    e = q;
+    q = hd.div(e);
+    h = e - q * hd.d;
+    e = q;
+    q = dd.div(e);
+    d = e - q * dd.d;
+    base = q;
+  }
+};
+
+// The parts every fast functor shares: geometry, channel groups, layout.
+template <bool CL, int V>
+struct Fast32 {
+  static_assert(CL || V == 1, "only channels_last kernels take channel groups");
+  using index_type = int32_t;
+  // Small register budgets (64 registers at V = 1): more warps in flight to
+  // hide memory latency.
+  static constexpr int kMinBlocks = V == 1 ? 4 : 3;
+  Geometry32 g;
+  FastDiv groups;  // C / V channel groups (channels_last)
+
+  Fast32(const Geometry& full) : g(full), groups(CL ? full.C / V : 1) {}
+
+  C10_HOST_DEVICE int32_t step() const { return CL ? g.C : 1; }
+  C10_HOST_DEVICE Pos32<CL, V> out_pos(int32_t e) const {
+    return Pos32<CL, V>(e, groups, g.dim[0].out_div, g.dim[1].out_div, g.dim[2].out_div);
+  }
+  C10_HOST_DEVICE Pos32<CL, V> in_pos(int32_t i) const {
+    return Pos32<CL, V>(i, groups, g.dim[0].in_div, g.dim[1].in_div, g.dim[2].in_div);
+  }
+  // Offset of (base, c) at spatial position 0 of a tensor with `plane` positions.
+  C10_HOST_DEVICE int32_t origin(const Pos32<CL, V>& q, int32_t plane) const {
+    return CL ? q.base * plane * g.C + q.c : q.base * plane;
+  }
+};
+
+template <bool CL, typename scalar_t, int V = 1>
+struct MaxPoolForward32 : Fast32<CL, V> {
+  Geometry full;      // for the int64 plane indices
+  const scalar_t* in;
+  scalar_t* out;
+  void* argmax;
+  int argmax_width;
+  int64_t* indices;
+
+  MaxPoolForward32(const Geometry& g, const scalar_t* in, scalar_t* out, void* argmax,
+                   int argmax_width, int64_t* indices)
+      : Fast32<CL, V>(g), full(g), in(in), out(out), argmax(argmax),
+        argmax_width(argmax_width), indices(indices) {}
+
+  C10_HOST_DEVICE void operator()(int32_t e) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Geometry32& g = this->g;
+    const Dim32 &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const auto o = this->out_pos(e);
+    const int32_t st = this->step();
+    const scalar_t* src = in + this->origin(o, g.in_plane);
+    const int32_t sd = D.start(o.d), sh = H.start(o.h), sw = W.start(o.w);
+    const int32_t d0 = D.lo(o.d), d1 = D.hi(o.d);
+    const int32_t h0 = H.lo(o.h), h1 = H.hi(o.h);
+    const int32_t w0 = W.lo(o.w), w1 = W.hi(o.w);
+    acc_t best[V];
+    int32_t best_tap[V];
+    for (int l = 0; l < V; ++l) {
+      best[l] = lowest<acc_t>();
+      best_tap[l] = ((d0 - sd) * H.k + (h0 - sh)) * W.k + (w0 - sw);
+    }
+    for (int32_t id = d0; id < d1; ++id) {
+      for (int32_t ih = h0; ih < h1; ++ih) {
+        const scalar_t* row = src + (id * H.in + ih) * W.in * st;
+        const int32_t trow = ((id - sd) * H.k + (ih - sh)) * W.k - sw;
+        for (int32_t iw = w0; iw < w1; ++iw) {
+          const Pack<scalar_t, V> x = load_pack<V>(row + iw * st);
+          for (int l = 0; l < V; ++l) {
+            const acc_t v = static_cast<acc_t>(x.v[l]);
+            if (max_takes(v, best[l])) {
+              best[l] = v;
+              best_tap[l] = trow + iw;
+            }
+          }
+        }
+      }
+    }
+    const int32_t first = CL ? e * V : e;
+    Pack<scalar_t, V> y;
+    for (int l = 0; l < V; ++l) y.v[l] = static_cast<scalar_t>(best[l]);
+    store_pack<V>(out + first, y);
+    for (int l = 0; l < V; ++l) {
+      store_tap(argmax, argmax_width, first + l, best_tap[l]);
+      if (indices != nullptr) indices[first + l] = full.plane_index(o.d, o.h, o.w, best_tap[l]);
+    }
+  }
+};
+
+template <bool CL, typename scalar_t, typename arg_t, int V = 1>
+struct MaxPoolBackward32 : Fast32<CL, V> {
+  const scalar_t* grad_out;
+  const arg_t* argmax;
+  scalar_t* grad_in;
+
+  MaxPoolBackward32(const Geometry& g, const scalar_t* grad_out, const arg_t* argmax,
+                    scalar_t* grad_in)
+      : Fast32<CL, V>(g), grad_out(grad_out), argmax(argmax), grad_in(grad_in) {}
+
+  C10_HOST_DEVICE void operator()(int32_t i) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Geometry32& g = this->g;
+    const Dim32 &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const auto p = this->in_pos(i);
+    const int32_t st = this->step();
+    const int32_t o0 = this->origin(p, g.out_plane);
+    int32_t d0, d1, h0, h1, w0, w1;
+    D.covers(p.d, d0, d1);
+    H.covers(p.h, h0, h1);
+    W.covers(p.w, w0, w1);
+    const int32_t xd = p.d + D.p, xh = p.h + H.p, xw = p.w + W.p;
+    acc_t acc[V];
+    for (int l = 0; l < V; ++l) acc[l] = acc_t(0);
+    for (int32_t od = d0; od <= d1; ++od) {
+      for (int32_t oh = h0; oh <= h1; ++oh) {
+        const int32_t orow = o0 + (od * H.out + oh) * W.out * st;
+        const int32_t trow = ((xd - od * D.s) * H.k + (xh - oh * H.s)) * W.k + xw;
+        for (int32_t ow = w0; ow <= w1; ++ow) {
+          const int32_t o = orow + ow * st;
+          const int32_t tap = trow - ow * W.s;
+          const Pack<arg_t, V> a = load_pack<V>(argmax + o);
+          const Pack<scalar_t, V> gy = load_pack<V>(grad_out + o);
+          // Adds 0 when the window chose another tap, as the CPU kernel does.
+          for (int l = 0; l < V; ++l) {
+            acc[l] += static_cast<int32_t>(a.v[l]) == tap ? static_cast<acc_t>(gy.v[l])
+                                                           : acc_t(0);
+          }
+        }
+      }
+    }
+    Pack<scalar_t, V> r;
+    for (int l = 0; l < V; ++l) r.v[l] = static_cast<scalar_t>(acc[l]);
+    store_pack<V>(grad_in + (CL ? i * V : i), r);
+  }
+};
+
+template <bool CL, typename scalar_t, int V = 1>
+struct AvgPoolForward32 : Fast32<CL, V> {
+  const scalar_t* in;
+  scalar_t* out;
+  bool count_include_pad;
+  int64_t divisor_override;  // 0: none
+
+  AvgPoolForward32(const Geometry& g, const scalar_t* in, scalar_t* out, bool count_include_pad,
+                   int64_t divisor_override)
+      : Fast32<CL, V>(g), in(in), out(out), count_include_pad(count_include_pad),
+        divisor_override(divisor_override) {}
+
+  C10_HOST_DEVICE void operator()(int32_t e) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Geometry32& g = this->g;
+    const Dim32 &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const auto o = this->out_pos(e);
+    const int32_t st = this->step();
+    const scalar_t* src = in + this->origin(o, g.in_plane);
+    const int32_t d0 = D.lo(o.d), d1 = D.hi(o.d);
+    const int32_t h0 = H.lo(o.h), h1 = H.hi(o.h);
+    const int32_t w0 = W.lo(o.w), w1 = W.hi(o.w);
+    acc_t sum[V];
+    for (int l = 0; l < V; ++l) sum[l] = acc_t(0);
+    for (int32_t id = d0; id < d1; ++id) {
+      for (int32_t ih = h0; ih < h1; ++ih) {
+        const scalar_t* row = src + (id * H.in + ih) * W.in * st;
+        for (int32_t iw = w0; iw < w1; ++iw) {
+          const Pack<scalar_t, V> x = load_pack<V>(row + iw * st);
+          for (int l = 0; l < V; ++l) sum[l] += static_cast<acc_t>(x.v[l]);
+        }
+      }
+    }
+    int64_t div = divisor_override;
+    if (div == 0) {
+      div = count_include_pad ? D.pool_size(o.d) * H.pool_size(o.h) * W.pool_size(o.w)
+                              : (d1 - d0) * (h1 - h0) * (w1 - w0);
+    }
+    Pack<scalar_t, V> y;
+    for (int l = 0; l < V; ++l) y.v[l] = static_cast<scalar_t>(sum[l] / static_cast<acc_t>(div));
+    store_pack<V>(out + (CL ? e * V : e), y);
+  }
+};
+
+template <bool CL, typename scalar_t, int V = 1>
+struct AvgPoolBackward32 : Fast32<CL, V> {
+  const scalar_t* grad_out;
+  scalar_t* grad_in;
+  bool count_include_pad;
+  int64_t divisor_override;  // 0: none
+
+  AvgPoolBackward32(const Geometry& g, const scalar_t* grad_out, scalar_t* grad_in,
+                    bool count_include_pad, int64_t divisor_override)
+      : Fast32<CL, V>(g), grad_out(grad_out), grad_in(grad_in),
+        count_include_pad(count_include_pad), divisor_override(divisor_override) {}
+
+  // Divisor factor of window o along one dim.
+  C10_HOST_DEVICE int32_t factor(const Dim32& a, int32_t o) const {
+    return count_include_pad ? a.pool_size(o) : a.hi(o) - a.lo(o);
+  }
+
+  C10_HOST_DEVICE void operator()(int32_t i) const {
+    using acc_t = at::opmath_type<scalar_t>;
+    const Geometry32& g = this->g;
+    const Dim32 &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const auto p = this->in_pos(i);
+    const int32_t st = this->step();
+    const int32_t o0 = this->origin(p, g.out_plane);
+    int32_t d0, d1, h0, h1, w0, w1;
+    D.covers(p.d, d0, d1);
+    H.covers(p.h, h0, h1);
+    W.covers(p.w, w0, w1);
+    acc_t acc[V];
+    for (int l = 0; l < V; ++l) acc[l] = acc_t(0);
+    for (int32_t od = d0; od <= d1; ++od) {
+      const int32_t fd = factor(D, od);
+      for (int32_t oh = h0; oh <= h1; ++oh) {
+        const int32_t fdh = fd * factor(H, oh);
+        const int32_t orow = o0 + (od * H.out + oh) * W.out * st;
+        for (int32_t ow = w0; ow <= w1; ++ow) {
+          const acc_t div = static_cast<acc_t>(
+              divisor_override != 0 ? divisor_override : int64_t{fdh} * factor(W, ow));
+          const Pack<scalar_t, V> gy = load_pack<V>(grad_out + orow + ow * st);
+          for (int l = 0; l < V; ++l) acc[l] += static_cast<acc_t>(gy.v[l]) / div;
+        }
+      }
+    }
+    Pack<scalar_t, V> r;
+    for (int l = 0; l < V; ++l) r.v[l] = static_cast<scalar_t>(acc[l]);
+    store_pack<V>(grad_in + (CL ? i * V : i), r);
+  }
+};
+
 }  // namespace cuda
 }  // namespace poolext

@@ -15,9 +15,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "../problem.h"
 #include "elements.h"
@@ -43,6 +45,40 @@ void run_elements(const Runner& run, bool channels_last, int64_t n, int64_t max_
   } else {
     with_index(int64_t{});
   }
+}
+
+// Channels per thread of the fast channels_last kernels for scalar_t: a
+// 16-byte access, at most 8 lanes.
+template <typename scalar_t>
+constexpr int kPack = 16 / sizeof(scalar_t) < 8 ? static_cast<int>(16 / sizeof(scalar_t)) : 8;
+
+// Whether every pointer is aligned for accesses of `bytes`.
+inline bool aligned(std::initializer_list<const void*> ptrs, size_t bytes) {
+  for (const void* p : ptrs) {
+    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
+  }
+  return true;
+}
+
+// As above, but takes the int32 fast path (elements.h) when the problem fits
+// it: make_fast(layout, lanes) builds its functor, lanes being
+// std::integral_constant<int, V>: channels_last runs n / V groups of V
+// channels when `packed` (C % V == 0 and the pointers aligned), else V = 1.
+template <int V, typename Runner, typename MakeFast, typename Make>
+void run_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
+                  int64_t max_numel, const Geometry& g, MakeFast&& make_fast, Make&& make) {
+  if (run.fits_int32(max_numel) && Geometry32::fits(g)) {
+    using one = std::integral_constant<int, 1>;
+    if (!channels_last) {
+      run(make_fast(std::false_type{}, one{}), n);
+    } else if (packed && V > 1 && g.C % V == 0) {
+      run(make_fast(std::true_type{}, std::integral_constant<int, V>{}), n / V);
+    } else {
+      run(make_fast(std::true_type{}, one{}), n);
+    }
+    return;
+  }
+  run_elements(run, channels_last, n, max_numel, std::forward<Make>(make));
 }
 
 template <typename Runner>
@@ -74,10 +110,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_impl(
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     void* am = with_argmax ? argmax.mutable_data_ptr() : nullptr;
     int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
-    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
-      return MaxPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{g, in, o, am,
-                                                                            am_width, idx};
-    });
+    constexpr int V = kPack<scalar_t>;
+    const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
+    run_elements<V>(
+        run, channels_last, packed, pb.out_numel(), max_numel, g,
+        [&](auto cl, auto lanes) {
+          return MaxPoolForward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(
+              g, in, o, am, am_width, idx);
+        },
+        [&](auto cl, auto index) {
+          return MaxPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{g, in, o, am,
+                                                                                am_width, idx};
+        });
   });
   return {out, argmax, indices};
 }
@@ -108,10 +152,19 @@ at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
       const scalar_t* gop = go.const_data_ptr<scalar_t>();
       const arg_t* am = static_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-      run_elements(run, channels_last, pb.in_numel(), max_numel, [&](auto cl, auto index) {
-        return MaxPoolBackward<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{g, gop, am,
-                                                                                       gi};
-      });
+      constexpr int V = kPack<scalar_t>;
+      const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V) &&
+                          aligned({am}, sizeof(arg_t) * V);
+      run_elements<V>(
+          run, channels_last, packed, pb.in_numel(), max_numel, g,
+          [&](auto cl, auto lanes) {
+            return MaxPoolBackward32<decltype(cl)::value, scalar_t, arg_t,
+                                     decltype(lanes)::value>(g, gop, am, gi);
+          },
+          [&](auto cl, auto index) {
+            return MaxPoolBackward<decltype(cl)::value, scalar_t, arg_t, decltype(index)>{
+                g, gop, am, gi};
+          });
     });
   });
   return grad_input;
@@ -171,10 +224,18 @@ at::Tensor avg_pool_impl(const Runner& run, const at::Tensor& self, at::IntArray
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dt, "poolext.avg_pool", [&] {
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
-      return AvgPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{
-          g, in, o, count_include_pad, dov};
-    });
+    constexpr int V = kPack<scalar_t>;
+    const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
+    run_elements<V>(
+        run, channels_last, packed, pb.out_numel(), max_numel, g,
+        [&](auto cl, auto lanes) {
+          return AvgPoolForward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(
+              g, in, o, count_include_pad, dov);
+        },
+        [&](auto cl, auto index) {
+          return AvgPoolForward<decltype(cl)::value, scalar_t, decltype(index)>{
+              g, in, o, count_include_pad, dov};
+        });
   });
   return out;
 }
@@ -201,10 +262,18 @@ at::Tensor avg_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
                                   "poolext.avg_pool_backward", [&] {
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    run_elements(run, channels_last, pb.in_numel(), max_numel, [&](auto cl, auto index) {
-      return AvgPoolBackward<decltype(cl)::value, scalar_t, decltype(index)>{
-          g, gop, gi, count_include_pad, dov};
-    });
+    constexpr int V = kPack<scalar_t>;
+    const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V);
+    run_elements<V>(
+        run, channels_last, packed, pb.in_numel(), max_numel, g,
+        [&](auto cl, auto lanes) {
+          return AvgPoolBackward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(
+              g, gop, gi, count_include_pad, dov);
+        },
+        [&](auto cl, auto index) {
+          return AvgPoolBackward<decltype(cl)::value, scalar_t, decltype(index)>{
+              g, gop, gi, count_include_pad, dov};
+        });
   });
   return grad_input;
 }
