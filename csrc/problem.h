@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,14 +21,21 @@
 
 namespace poolext {
 
+// Numbers in error messages go through std::to_string, never through a
+// std::ostream: an extension linked with its own static copy of libstdc++
+// (as one toolchain seen here does behind g++) crashes when it formats an
+// integer through an ostream whose locale the other copy set up.  TORCH_CHECK
+// streams its arguments, so every number reaches it as a string.
+inline std::string num(int64_t v) { return std::to_string(v); }
+
 inline std::string list_str(c10::IntArrayRef v) {
-  std::ostringstream os;
-  os << "(";
+  std::string s = "(";
   for (size_t i = 0; i < v.size(); ++i) {
-    os << (i ? ", " : "") << v[i];
+    if (i) s += ", ";
+    s += std::to_string(v[i]);
   }
-  os << (v.size() == 1 ? ",)" : ")");
-  return os.str();
+  s += v.size() == 1 ? ",)" : ")";
+  return s;
 }
 
 struct Problem {
@@ -54,12 +60,12 @@ inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArra
   const int64_t r = static_cast<int64_t>(kernel_size.size());
   TORCH_CHECK(r >= 1 && r <= 3, op, ": kernel_size must have 1, 2 or 3 entries, got kernel_size=",
               list_str(kernel_size));
-  TORCH_CHECK(static_cast<int64_t>(stride.size()) == r, op, ": stride must have ", r,
+  TORCH_CHECK(static_cast<int64_t>(stride.size()) == r, op, ": stride must have ", num(r),
               " entries, got stride=", list_str(stride));
-  TORCH_CHECK(static_cast<int64_t>(padding.size()) == r, op, ": padding must have ", r,
+  TORCH_CHECK(static_cast<int64_t>(padding.size()) == r, op, ": padding must have ", num(r),
               " entries, got padding=", list_str(padding));
   TORCH_CHECK(dilation.empty() || static_cast<int64_t>(dilation.size()) == r, op,
-              ": dilation must have ", r, " entries, got dilation=", list_str(dilation));
+              ": dilation must have ", num(r), " entries, got dilation=", list_str(dilation));
   constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
   for (int64_t i = 0; i < r; ++i) {
     TORCH_CHECK(kernel_size[i] > 0 && kernel_size[i] <= kMax, op,
@@ -80,8 +86,8 @@ inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArra
     volume *= kernel_size[i];
   }
   const int64_t ndim = static_cast<int64_t>(sizes.size());
-  TORCH_CHECK(ndim == r + 1 || ndim == r + 2, op, ": expected a ", r + 1, "D (unbatched) or ",
-              r + 2, "D (batched) input, got input of shape ", list_str(sizes));
+  TORCH_CHECK(ndim == r + 1 || ndim == r + 2, op, ": expected a ", num(r + 1), "D (unbatched) or ",
+              num(r + 2), "D (batched) input, got input of shape ", list_str(sizes));
   // Only a batch dim may be zero.
   for (int64_t i = ndim == r + 2 ? 1 : 0; i < ndim; ++i) {
     TORCH_CHECK(sizes[i] > 0, op, ": input dims other than the batch dim must be non-zero, got input of shape ",
@@ -148,7 +154,7 @@ void dispatch_argmax(at::ScalarType t, F&& f) {
 inline void check_argmax(const char* op, const Problem& pb, const at::Tensor& argmax) {
   TORCH_CHECK(argmax.scalar_type() == argmax_dtype(pb.g.kernel_volume()), op,
               ": argmax has dtype ", argmax.scalar_type(), ", expected ",
-              argmax_dtype(pb.g.kernel_volume()), " for a window of ", pb.g.kernel_volume(),
+              argmax_dtype(pb.g.kernel_volume()), " for a window of ", num(pb.g.kernel_volume()),
               " elements");
   TORCH_CHECK(argmax.sizes() == c10::IntArrayRef(pb.out_shape), op, ": argmax has shape ",
               list_str(argmax.sizes()), ", expected ", list_str(pb.out_shape));
