@@ -25,7 +25,10 @@ class MaxPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
         (argmax,) = ctx.saved_tensors
-        grad = MaxPoolBackward.apply(grad_output, argmax, *ctx.geom)
+        if torch.is_grad_enabled():  # create_graph: the backward is differentiated too
+            grad = MaxPoolBackward.apply(grad_output, argmax, *ctx.geom)
+        else:  # the common case: one op call, no second Function on the tape
+            grad = ops.max_pool_backward(grad_output, argmax, *ctx.geom)
         return grad, None, None, None, None, None, None, None
 
 
@@ -78,8 +81,11 @@ class AvgPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (AvgPoolBackward.apply(grad_output, *ctx.geom),
-                None, None, None, None, None, None, None)
+        if torch.is_grad_enabled():  # create_graph: the backward is differentiated too
+            grad = AvgPoolBackward.apply(grad_output, *ctx.geom)
+        else:
+            grad = ops.avg_pool_backward(grad_output, *ctx.geom)
+        return grad, None, None, None, None, None, None, None
 
 
 class AvgPoolBackward(torch.autograd.Function):
