@@ -461,33 +461,34 @@ def _outcome(lib, op, x, kw):
         return False, e
 
 
+def agreement_problem(op, rng, seed):
+    """Draws one (often invalid) call of op and runs it in torch and poolext: None when they
+    agree (both raise, or both succeed with the same results), else what differs."""
+    shape, kw, grad = _draw_case(rng, op)
+    x = make_input(shape, torch.float32, requires_grad=grad, seed=seed)
+    t_ok, t_res = _outcome(TF, op, x, kw)
+    p_ok, p_res = _outcome(PF, op, x, kw)
+    call = f"{op}(x of shape {shape}{', requires_grad' if grad else ''}, **{kw})"
+    if t_ok != p_ok:
+        return (f"{call}: torch: {'ok' if t_ok else repr(t_res)}; "
+                f"poolext: {'ok' if p_ok else repr(p_res)}")
+    if not t_ok:
+        return None if isinstance(p_res, ALLOWED) else f"{call}: poolext raised {p_res!r}"
+    if kw.get("return_indices"):
+        (t_res, t_idx), (p_res, p_idx) = t_res, p_res
+        if not torch.equal(t_idx, p_idx):
+            return f"{call}: indices differ"
+    try:
+        assert_same(t_res, p_res, exact=op.startswith("max"))
+    except AssertionError as e:
+        return f"{call}: outputs differ: {str(e).splitlines()[0]}"
+    return None
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_random_agreement(op):
     rng = random.Random(20240611 + OPS.index(op))
-    problems = []
-    for i in range(N_RANDOM):
-        shape, kw, grad = _draw_case(rng, op)
-        x = make_input(shape, torch.float32, requires_grad=grad, seed=i)
-        t_ok, t_res = _outcome(TF, op, x, kw)
-        p_ok, p_res = _outcome(PF, op, x, kw)
-        call = f"{op}(x of shape {shape}{', requires_grad' if grad else ''}, **{kw})"
-        if t_ok != p_ok:
-            what = (f"torch: {'ok' if t_ok else repr(t_res)}; "
-                    f"poolext: {'ok' if p_ok else repr(p_res)}")
-            problems.append(f"{call}: {what}")
-            continue
-        if not t_ok:
-            if not isinstance(p_res, ALLOWED):
-                problems.append(f"{call}: poolext raised {p_res!r}")
-            continue
-        if kw.get("return_indices"):
-            (t_res, t_idx), (p_res, p_idx) = t_res, p_res
-            if not torch.equal(t_idx, p_idx):
-                problems.append(f"{call}: indices differ")
-        try:
-            assert_same(t_res, p_res, exact=op.startswith("max"))
-        except AssertionError as e:
-            problems.append(f"{call}: outputs differ: {str(e).splitlines()[0]}")
+    problems = [p for p in (agreement_problem(op, rng, i) for i in range(N_RANDOM)) if p]
     assert not problems, f"{len(problems)} of {N_RANDOM} calls disagree:\n" + "\n".join(
         problems[:20])
 
