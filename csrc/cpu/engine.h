@@ -473,38 +473,6 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
           // Blocks of 8 channels stay in registers across the whole window.
           using V = typename Lanes8<acc_t>::V;
           using T = typename Lanes8<acc_t>::T;
-          // Two blocks at a time: two independent chains hide the latency of
-          // each step (large windows: global pooling).
-          for (; c + 16 <= n; c += 16) {
-            const scalar_t* base = in_n + c0 + c;
-            V v0, v1;
-            T t0 = T{} + tap0, t1 = t0;
-            if constexpr (IsMax<R>::value) {
-              v0 = v1 = V{} + lowest<acc_t>();
-              for (int64_t k = 0; k < ntaps; ++k) {
-                const V x0 = load8<V, acc_t>(base + toff[k]);
-                const V x1 = load8<V, acc_t>(base + toff[k] + 8);
-                const T take0 = (x0 > v0) | (x0 != x0);
-                const T take1 = (x1 > v1) | (x1 != x1);
-                v0 = take0 ? x0 : v0;
-                v1 = take1 ? x1 : v1;
-                t0 = take0 ? T{} + tidx[k] : t0;
-                t1 = take1 ? T{} + tidx[k] : t1;
-              }
-            } else {
-              v0 = v1 = V{};
-              for (int64_t k = 0; k < ntaps; ++k) {
-                v0 += load8<V, acc_t>(base + toff[k]);
-                v1 += load8<V, acc_t>(base + toff[k] + 8);
-              }
-            }
-            for (int i = 0; i < 8; ++i) {
-              vbuf[c + i] = v0[i];
-              tbuf[c + i] = static_cast<int32_t>(t0[i]);
-              vbuf[c + 8 + i] = v1[i];
-              tbuf[c + 8 + i] = static_cast<int32_t>(t1[i]);
-            }
-          }
           for (; c + 8 <= n; c += 8) {
             const scalar_t* base = in_n + c0 + c;
             V v;
