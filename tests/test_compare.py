@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cases import (FLOAT_TYPES, INT_TYPES, assert_bit_equal, avg_tolerance, grad_tolerance,
-                   op_pair, empty_windows, random_args, random_input, rng_for,
+                   op_pair, empty_windows, random_args, random_input, random_values, rng_for,
                    same_memory_format)
 
 # POOLEXT_TEST_SEEDS trims the draw (test_isa.py reruns a subset per instruction set).
@@ -149,3 +149,116 @@ def test_nan_and_ties_semantics():
         b, ib = op_pair("max", 1)[0](x, k, s, return_indices=True)
         assert_bit_equal(b, a)
         assert torch.equal(ib, ia)
+
+
+# ---- Paths the small random problems above do not reach: channels_last with
+# C >= 8 (blocks of 8 channels in registers, vector bfloat16 / half
+# conversion), global windows (planes folded together in the contiguous
+# forward; a gather without buffers for disjoint windows in the backward).
+# The contiguous and channels_last kernels sum in the same order, so they
+# must agree bit for bit, float16 and bfloat16 included.
+
+def _fwd_bwd(fn, x, kw, g, fmt):
+    x = x.detach().contiguous(memory_format=fmt).requires_grad_()
+    out = fn(x, **kw)
+    if isinstance(out, tuple):
+        out = out[0]
+    out.backward(g.contiguous(memory_format=fmt))
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("POOLEXT_TEST_SEEDS", "40")) // 4 + 1))
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", FLOAT_TYPES, ids=str)
+def test_channels_last_wide(kind, dtype, seed):
+    rng = rng_for("cl-wide", kind, str(dtype), seed)
+    half = dtype in (torch.float16, torch.bfloat16)
+    rank = 2 if kind == "avg" and half else rng.choice([2, 2, 3])  # torch: no half avg_pool3d
+    ours, theirs = op_pair(kind, rank)
+    for _ in range(50):
+        kw = random_args(rng, kind, rank)
+        c = rng.choice([8, 16, 11, 19, 24, 35])
+        shape = [rng.randint(1, 2), c] + [rng.randint(1, 7) for _ in range(rank)]
+        x = random_values(rng, shape, dtype)
+        if _torch_or_none(theirs, x, kw) is not None:
+            break
+    cl = torch.channels_last if rank == 2 else torch.channels_last_3d
+    ref = theirs(x, **kw)
+    g = torch.randn(ref.shape).to(dtype)
+    out_c, gi_c = _fwd_bwd(ours, x, kw, g, torch.contiguous_format)
+    out_l, gi_l = _fwd_bwd(ours, x, kw, g, cl)
+    assert out_l.is_contiguous(memory_format=cl) and gi_l.is_contiguous(memory_format=cl)
+    assert_bit_equal(out_l, out_c)
+    assert_bit_equal(gi_l, gi_c)
+    if kind == "max":
+        assert_bit_equal(out_l, ref)
+        if not bool(empty_windows(x.shape, rank, kw).any()):
+            x2 = x.detach().clone().requires_grad_()
+            theirs(x2, **kw).backward(g)
+            torch.testing.assert_close(gi_l, x2.grad, equal_nan=True, **grad_tolerance(dtype))
+    else:
+        torch.testing.assert_close(out_l, ref, equal_nan=True, **avg_tolerance(dtype))
+        x2 = x.detach().clone().requires_grad_()
+        theirs(x2, **kw).backward(g)
+        torch.testing.assert_close(gi_l, x2.grad, equal_nan=True, **grad_tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_channels_last_conversions_exhaustive(dtype):
+    """Every 16-bit pattern through the vector loads and stores of the
+    channels_last kernels, against the scalar conversions of the contiguous ones."""
+    bits = torch.arange(-(2 ** 15), 2 ** 15, dtype=torch.int32).to(torch.int16)
+    x = bits.view(dtype).reshape(1, 16, 64, 64)
+    for kind, kw in [("max", dict(kernel_size=1)), ("max", dict(kernel_size=(1, 2))),
+                     ("avg", dict(kernel_size=1, divisor_override=3)),
+                     ("avg", dict(kernel_size=(2, 1), count_include_pad=False, padding=(1, 0)))]:
+        fn = op_pair(kind, 2)[0]
+        g = fn(x, **kw).detach()  # gradients with every pattern as well
+        out_c, gi_c = _fwd_bwd(fn, x, kw, g, torch.contiguous_format)
+        out_l, gi_l = _fwd_bwd(fn, x, kw, g, torch.channels_last)
+        assert_bit_equal(out_l, out_c)
+        assert_bit_equal(gi_l, gi_c)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("POOLEXT_TEST_SEEDS", "40")) // 4 + 1))
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", FLOAT_TYPES, ids=str)
+def test_global_windows(kind, dtype, seed):
+    """Windows as large as the input (or nearly), any number of planes, both layouts."""
+    rng = rng_for("global", kind, str(dtype), seed)
+    half = dtype in (torch.float16, torch.bfloat16)
+    rank = rng.choice([1, 2, 2] if kind == "avg" and half else [1, 2, 2, 3])
+    ours, theirs = op_pair(kind, rank)
+    spatial = [rng.randint(1, 8) for _ in range(rank)]
+    shape = [rng.randint(1, 3), rng.randint(1, 21)] + spatial
+    kw = {"kernel_size": [max(1, n - rng.choice([0, 0, 0, 1])) for n in spatial]}
+    kw["stride"] = [k + rng.choice([0, 0, 1, 2]) for k in kw["kernel_size"]]
+    if rng.random() < 0.3:
+        kw["padding"] = [rng.randint(0, k // 2) for k in kw["kernel_size"]]
+    kw["ceil_mode"] = rng.random() < 0.5
+    if kind == "avg":
+        kw["count_include_pad"] = rng.random() < 0.5
+        if rank > 1 and rng.random() < 0.3:
+            kw["divisor_override"] = rng.choice([1, 3, -2])
+    x = random_values(rng, shape, dtype)
+    ref = _torch_or_none(theirs, x, kw)
+    if ref is None:
+        pytest.skip(f"torch refuses {kw} on {shape}")
+    g = torch.randn(ref.shape).to(dtype)
+    fmts = [torch.contiguous_format]
+    if rank >= 2:
+        fmts.append(torch.channels_last if rank == 2 else torch.channels_last_3d)
+    results = [_fwd_bwd(ours, x, kw, g, f) for f in fmts]
+    for out, gi in results[1:]:
+        assert_bit_equal(out, results[0][0])
+        assert_bit_equal(gi, results[0][1])
+    out, gi = results[0]
+    if kind == "max":
+        assert_bit_equal(out, ref)
+        idx = ours(x, **kw, return_indices=True)[1]
+        assert torch.equal(idx, theirs(x, **kw, return_indices=True)[1])
+    else:
+        torch.testing.assert_close(out, ref, equal_nan=True, **avg_tolerance(dtype))
+    x2 = x.detach().clone().requires_grad_()
+    theirs(x2, **kw).backward(g)
+    torch.testing.assert_close(gi, x2.grad, equal_nan=True, **grad_tolerance(dtype))

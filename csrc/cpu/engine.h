@@ -65,10 +65,97 @@ struct Lanes8<double> {
   typedef int64_t T __attribute__((vector_size(64)));
 };
 
+// Eight compact argmax entries compared with a tap: a mask in lanes of T
+// (-1 where equal, 0 elsewhere).
+template <typename arg_t>
+struct ArgLanes;
+template <>
+struct ArgLanes<uint8_t> {
+  typedef uint8_t A __attribute__((vector_size(8)));
+};
+template <>
+struct ArgLanes<uint16_t> {
+  typedef uint16_t A __attribute__((vector_size(16)));
+};
+template <>
+struct ArgLanes<int32_t> {
+  typedef int32_t A __attribute__((vector_size(32)));
+};
+template <typename T, typename arg_t>
+inline T arg_eq8(const arg_t* a, arg_t t) {
+  typename ArgLanes<arg_t>::A av;
+  std::memcpy(&av, a, sizeof(av));
+  return __builtin_convertvector(av == t, T);
+}
+
 template <typename R>
 struct IsMax : std::false_type {};
 template <typename acc_t>
 struct IsMax<MaxReduce<acc_t>> : std::true_type {};
+
+// Lane types for converting eight bfloat16 / half elements at once.
+namespace lanes {
+typedef float F8 __attribute__((vector_size(32)));
+typedef int32_t I8 __attribute__((vector_size(32)));
+typedef uint32_t U8 __attribute__((vector_size(32)));
+typedef uint16_t H8 __attribute__((vector_size(16)));
+
+inline F8 bits_to_f(U8 u) {
+  F8 f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+inline U8 f_to_bits(F8 f) {
+  U8 u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+// bfloat16 -> float: the upper half of the float's bits.
+inline F8 bf16_to_f(H8 h) { return bits_to_f(__builtin_convertvector(h, U8) << 16); }
+
+// float -> bfloat16, rounding to nearest even; NaN becomes 0x7FC0 (as c10 does).
+inline H8 f_to_bf16(F8 f) {
+  const U8 u = f_to_bits(f);
+  const U8 r = (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
+  const U8 q = (f != f) ? U8{} + 0x7FC0u : r;
+  return __builtin_convertvector(q, H8);
+}
+
+// half -> float: c10's fp16_ieee_to_fp32_value, eight lanes at a time.
+inline F8 half_to_f(H8 h) {
+  const U8 w = __builtin_convertvector(h, U8) << 16;
+  const U8 sign = w & 0x80000000u;
+  const U8 two_w = w + w;
+  const F8 normalized = bits_to_f((two_w >> 4) + (0xE0u << 23)) * bits_to_f(U8{} + (15u << 23));
+  const F8 denormalized = bits_to_f((two_w >> 17) | (126u << 23)) - 0.5f;
+  const U8 mag = (two_w < (1u << 27)) ? f_to_bits(denormalized) : f_to_bits(normalized);
+  return bits_to_f(sign | mag);
+}
+
+// float -> half: c10's fp16_ieee_from_fp32_value (round to nearest even),
+// eight lanes at a time.  Both multiplies scale by powers of two, which is
+// exact (or overflows as intended), so a contraction of the second one with
+// the add into an FMA rounds the same as the scalar code.
+inline H8 f_to_half(F8 f) {
+  const U8 w = f_to_bits(f);
+  const F8 absf = bits_to_f(w & 0x7FFFFFFFu);
+  F8 base = (absf * bits_to_f(U8{} + (239u << 23))) * bits_to_f(U8{} + (17u << 23));
+  const U8 shl1_w = w + w;
+  const U8 sign = w & 0x80000000u;
+  U8 bias = shl1_w & 0xFF000000u;
+  bias = (bias < 0x71000000u) ? U8{} + 0x71000000u : bias;
+  base = bits_to_f((bias >> 1) + 0x07800000u) + base;
+  const U8 bits = f_to_bits(base);
+  const U8 nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  const U8 r = (sign >> 16) | ((shl1_w > 0xFF000000u) ? U8{} + 0x7E00u : nonsign);
+  return __builtin_convertvector(r, H8);
+}
+}  // namespace lanes
+
+template <typename scalar_t>
+constexpr bool is_half_type =
+    std::is_same<scalar_t, at::BFloat16>::value || std::is_same<scalar_t, at::Half>::value;
 
 // Eight consecutive elements widened to acc_t lanes.
 template <typename V, typename acc_t, typename scalar_t>
@@ -76,12 +163,63 @@ inline V load8(const scalar_t* p) {
   V v;
   if constexpr (std::is_same<scalar_t, acc_t>::value) {
     std::memcpy(&v, p, sizeof(V));
+  } else if constexpr (is_half_type<scalar_t> && std::is_same<V, lanes::F8>::value) {
+    lanes::H8 h;
+    std::memcpy(&h, p, sizeof(h));
+    if constexpr (std::is_same<scalar_t, at::BFloat16>::value) {
+      v = lanes::bf16_to_f(h);
+    } else {
+      v = lanes::half_to_f(h);
+    }
   } else {
     acc_t tmp[8];
     for (int i = 0; i < 8; ++i) tmp[i] = static_cast<acc_t>(p[i]);
     std::memcpy(&v, tmp, sizeof(V));
   }
   return v;
+}
+
+// Eight elements p[0], p[stride], ..., p[7 * stride] widened to acc_t lanes.
+template <typename V, typename acc_t, typename scalar_t>
+inline V gather8(const scalar_t* p, int64_t stride) {
+  return V{static_cast<acc_t>(p[0]),          static_cast<acc_t>(p[stride]),
+           static_cast<acc_t>(p[2 * stride]), static_cast<acc_t>(p[3 * stride]),
+           static_cast<acc_t>(p[4 * stride]), static_cast<acc_t>(p[5 * stride]),
+           static_cast<acc_t>(p[6 * stride]), static_cast<acc_t>(p[7 * stride])};
+}
+
+// Eight acc_t lanes narrowed to scalar_t (rounded exactly as static_cast).
+template <typename scalar_t, typename V>
+inline void store8(scalar_t* p, V v) {
+  if constexpr (std::is_floating_point<scalar_t>::value && sizeof(V) == 8 * sizeof(scalar_t)) {
+    std::memcpy(p, &v, sizeof(V));
+  } else if constexpr (is_half_type<scalar_t> && std::is_same<V, lanes::F8>::value) {
+    lanes::H8 h;
+    if constexpr (std::is_same<scalar_t, at::BFloat16>::value) {
+      h = lanes::f_to_bf16(v);
+    } else {
+      h = lanes::f_to_half(v);
+    }
+    std::memcpy(p, &h, sizeof(h));
+  } else {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<scalar_t>(v[i]);
+  }
+}
+
+// n values narrowed to scalar_t at dst[0], dst[es], dst[2*es], ...
+template <typename scalar_t, typename acc_t>
+inline void store_n(scalar_t* __restrict__ dst, const acc_t* __restrict__ v, int64_t n,
+                    int64_t es) {
+  int64_t i = 0;
+  if (es == 1) {
+    if constexpr (Lanes8<acc_t>::ok && !std::is_same<scalar_t, acc_t>::value) {
+      using V = typename Lanes8<acc_t>::V;
+      for (; i + 8 <= n; i += 8) store8(dst + i, load8<V, acc_t>(v + i));
+    }
+    for (; i < n; ++i) dst[i] = static_cast<scalar_t>(v[i]);
+  } else {
+    for (; i < n; ++i) dst[i * es] = static_cast<scalar_t>(v[i]);
+  }
 }
 
 // Fold one tap over n outputs whose inputs are src[0], src[S], src[2S], ...
@@ -110,13 +248,13 @@ struct TapRanges {
 };
 
 // Both forward engines hand results over in runs:
-//   finish(e, n, v, t, od, oh, ow, ow_step)
-// covers outputs e .. e+n-1 of the output tensor (flat, in its memory order)
-// with values v[0..n) and taps t[0..n); output e+i sits at window
-// (od, oh, ow + i*ow_step).  All windows of a run have the same shape along
-// W (interior runs; border windows come as runs of 1), so anything that
-// depends on the window's clipping, such as an average's divisor, is the same
-// for the whole run.
+//   finish(e, n, v, t, od, oh, ow, ow_step, es)
+// covers outputs e, e+es, ..., e+(n-1)*es of the output tensor (flat, in its
+// memory order) with values v[0..n) and taps t[0..n); output e+i*es sits at
+// window (od, oh, ow + i*ow_step).  All windows of a run have the same shape
+// (interior runs along W, runs of one window over channels or planes; border
+// windows come as runs of 1), so anything that depends on the window's
+// clipping, such as an average's divisor, is the same for the whole run.
 
 // Contiguous forward.  `in` holds N*C planes of D*H*W.
 template <typename R, int S, typename scalar_t, typename Finish>
@@ -151,13 +289,13 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
           }
         }
       }
-      finish(r * W.out + ow, 1, &v, &t, od, oh, ow, 1);
+      finish(r * W.out + ow, 1, &v, &t, od, oh, ow, 1, 1);
     };
     if (jd0 >= jd1 || jh0 >= jh1) {  // every window of this row is empty
       for (int64_t ow = 0; ow < W.out; ++ow) border(ow);
       continue;
     }
-    if (owb - owa < 4) {  // few outputs per row (global pooling): one window at a time
+    if (owb - owa < 4) {  // few outputs per row (fold_contig sends these to fold_planes)
       for (int64_t ow = 0; ow < W.out; ++ow) border(ow);
       continue;
     }
@@ -175,14 +313,112 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
           }
         }
       }
-      finish(r * W.out + ow0, n, vbuf, tbuf, od, oh, ow0, 1);
+      finish(r * W.out + ow0, n, vbuf, tbuf, od, oh, ow0, 1, 1);
     }
     for (int64_t ow = owb; ow < W.out; ++ow) border(ow);
   }
 }
 
+// Contiguous forward for rows of few outputs (global pooling and the like),
+// where a row would fold its windows one at a time, each a serial chain of
+// kernel_volume dependent steps.  Eight planes fold the same window together
+// instead: eight independent chains, each output still folding its taps in
+// row-major order (the same result as one at a time).
+template <typename R, typename scalar_t, typename Finish>
+void fold_planes(const scalar_t* in, const Geometry& g, Finish&& finish) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int64_t P = 8;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t planes = g.N * g.C, OP = g.out_plane(), IP = g.in_plane();
+  const int64_t blocks = div_ceil(planes, P);
+  const TapRanges rd(D), rh(H), rw(W);
+  at::parallel_for(0, blocks * OP, grain_for(P * g.kernel_volume()), [&](int64_t i0, int64_t i1) {
+    std::vector<int64_t> toff(g.kernel_volume());
+    std::vector<int32_t> tidx(g.kernel_volume());
+    int64_t ntaps = 0, tap_sp = -1;  // the window toff/tidx hold (global pooling: always the one)
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t blk = i / OP, sp = i % OP;
+      const int64_t ow = sp % W.out, oh = (sp / W.out) % H.out, od = sp / (W.out * H.out);
+      const int64_t jd0 = rd.lo[od], jd1 = rd.hi[od];
+      const int64_t jh0 = rh.lo[oh], jh1 = rh.hi[oh];
+      const int64_t jw0 = rw.lo[ow], jw1 = rw.hi[ow];
+      if (sp != tap_sp) {
+        ntaps = 0;
+        for (int64_t jd = jd0; jd < jd1; ++jd) {
+          for (int64_t jh = jh0; jh < jh1; ++jh) {
+            const int64_t row = (D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d;
+            for (int64_t jw = jw0; jw < jw1; ++jw) {
+              toff[ntaps] = row * W.in + W.start(ow) + jw * W.d;
+              tidx[ntaps] = static_cast<int32_t>(g.tap(jd, jh, jw));
+              ++ntaps;
+            }
+          }
+        }
+        tap_sp = sp;
+      }
+      const int64_t p0 = blk * P, np = std::min(P, planes - p0);
+      const scalar_t* base = in + p0 * IP;
+      const auto tap0 = static_cast<int32_t>(g.tap(jd0, jh0, jw0));  // first_tap
+      acc_t v[P];
+      int32_t t[P];
+      if constexpr (Lanes8<acc_t>::ok) {
+        if (np == P) {  // the eight chains in the lanes of one register
+          using V = typename Lanes8<acc_t>::V;
+          using T = typename Lanes8<acc_t>::T;
+          V vv;
+          T tt = T{} + tap0;
+          if constexpr (IsMax<R>::value) {
+            vv = V{} + lowest<acc_t>();
+            for (int64_t k = 0; k < ntaps; ++k) {
+              const V x = gather8<V, acc_t>(base + toff[k], IP);
+              const T take = (x > vv) | (x != x);
+              vv = take ? x : vv;
+              tt = take ? T{} + tidx[k] : tt;
+            }
+          } else {
+            vv = V{};
+            for (int64_t k = 0; k < ntaps; ++k) vv += gather8<V, acc_t>(base + toff[k], IP);
+          }
+          for (int64_t j = 0; j < P; ++j) {
+            v[j] = vv[j];
+            t[j] = static_cast<int32_t>(tt[j]);
+          }
+          finish(p0 * OP + sp, np, v, t, od, oh, ow, 0, OP);
+          continue;
+        }
+      }
+      for (int64_t j = 0; j < P; ++j) R::init(v[j], t[j], tap0);
+      if (np == P) {
+        for (int64_t k = 0; k < ntaps; ++k) {
+          const scalar_t* src = base + toff[k];
+          for (int64_t j = 0; j < P; ++j) {
+            R::step(v[j], t[j], static_cast<acc_t>(src[j * IP]), tidx[k]);
+          }
+        }
+      } else {
+        for (int64_t k = 0; k < ntaps; ++k) {
+          const scalar_t* src = base + toff[k];
+          for (int64_t j = 0; j < np; ++j) {
+            R::step(v[j], t[j], static_cast<acc_t>(src[j * IP]), tidx[k]);
+          }
+        }
+      }
+      finish(p0 * OP + sp, np, v, t, od, oh, ow, 0, OP);
+    }
+  });
+}
+
 template <typename R, typename scalar_t, typename Finish>
 void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
+  const Dim& W = g.dim[2];
+  // Fewer than 4 windows of a row lie inside the input along W: the row
+  // engine would fold every window on its own (see fold_contig_rows).
+  const int64_t owa = std::min(div_ceil(W.p, W.s), W.out);
+  const int64_t owb = std::max(owa, std::min(div_floor(W.in - 1 - (W.k - 1) * W.d + W.p, W.s) + 1, W.out));
+  if (owb - owa < 4) {
+    fold_planes<R>(in, g, finish);
+    return;
+  }
   const int64_t rows = g.N * g.C * g.dim[0].out * g.dim[1].out;
   const int64_t work = g.dim[2].out * g.kernel_volume();
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
@@ -265,7 +501,7 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
             fold_tap<R, 1>(vbuf + c, tbuf + c, in_n + toff[k] + c0 + c, 1, n - c, tidx[k]);
           }
         }
-        finish(pos * C + c0, n, vbuf, tbuf, od, oh, ow, 0);
+        finish(pos * C + c0, n, vbuf, tbuf, od, oh, ow, 0, 1);
       }
       if (++ow == W.out) {
         ow = 0;
@@ -295,6 +531,12 @@ struct CoverTable {
       });
       off.push_back(static_cast<int64_t>(o.size()));
     }
+  }
+  // The most outputs covering one input.
+  int64_t most() const {
+    int64_t m = 0;
+    for (size_t i = 0; i + 1 < off.size(); ++i) m = std::max(m, off[i + 1] - off[i]);
+    return m;
   }
 };
 
@@ -362,11 +604,149 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
   }
 }
 
+// Contiguous backward when no two windows share an input element along any
+// dim (non-overlapping windows, global windows).  Each input element then has
+// at most one covering output and takes 0 + what that output sends it (0 if
+// none; the same sum as gather_contig_rows forms), with no buffer and no
+// per-tap loops.  Along W an input row splits into runs of consecutive
+// elements fed by one output with consecutive taps (or by none), found once.
 template <typename scalar_t, typename Policy>
+void gather_disjoint(scalar_t* grad_in, const Geometry& g, const CoverTable& cd,
+                     const CoverTable& ch, const CoverTable& cw, const Policy& policy) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  struct Run {
+    int64_t b, e, ow, jw;  // elements [b, e) take taps jw.. of output ow (ow < 0: none)
+  };
+  std::vector<Run> runs;
+  for (int64_t iw = 0; iw < W.in; ++iw) {
+    int64_t ow = -1, jw = 0;
+    if (cw.off[iw] < cw.off[iw + 1]) {
+      ow = cw.o[cw.off[iw]];
+      jw = cw.j[cw.off[iw]];
+    }
+    if (!runs.empty() && runs.back().ow == ow &&
+        (ow < 0 || jw == runs.back().jw + (iw - runs.back().b))) {
+      runs.back().e = iw + 1;
+    } else {
+      runs.push_back({iw, iw + 1, ow, jw});
+    }
+  }
+  const int64_t rows = g.N * g.C * D.in * H.in;
+  at::parallel_for(0, rows, grain_for(W.in + 16), [&](int64_t r0, int64_t r1) {
+    Policy pol = policy;
+    int64_t ih = r0 % H.in, id = (r0 / H.in) % D.in, plane = r0 / (H.in * D.in);
+    int64_t last = -1;  // output row pol is set to
+    for (int64_t r = r0; r < r1; ++r) {
+      scalar_t* out_row = grad_in + r * W.in;
+      if (cd.off[id] == cd.off[id + 1] || ch.off[ih] == ch.off[ih + 1]) {
+        std::fill(out_row, out_row + W.in, scalar_t(0));
+      } else {
+        const int64_t od = cd.o[cd.off[id]], oh = ch.o[ch.off[ih]];
+        const int64_t orow = (plane * D.out + od) * H.out + oh;
+        if (orow != last) {
+          pol.set_row(orow, od, oh);
+          last = orow;
+        }
+        const int64_t tdh = g.tap(cd.j[cd.off[id]], ch.j[ch.off[ih]], 0);
+        for (const Run& run : runs) {
+          if (run.ow < 0) {
+            std::fill(out_row + run.b, out_row + run.e, scalar_t(0));
+            continue;
+          }
+          const auto t0 = static_cast<int32_t>(tdh + run.jw - run.b);
+          for (int64_t i = run.b; i < run.e; ++i) {
+            out_row[i] = static_cast<scalar_t>(acc_t(0) + pol.val(run.ow, t0 + static_cast<int32_t>(i)));
+          }
+        }
+      }
+      if (++ih == H.in) {
+        ih = 0;
+        if (++id == D.in) {
+          id = 0;
+          ++plane;
+        }
+      }
+    }
+  });
+}
+
+// Disjoint windows whose value does not depend on the tap (averages): a
+// plane splits into runs of consecutive elements that take the same value,
+// 0 + val(ow) of one output (or 0), found once for all planes.  Used when the
+// runs are long (global pooling: one run per plane), so that each plane costs
+// a few divisions and fills.
+template <typename scalar_t, typename Policy>
+bool gather_plane_runs(scalar_t* grad_in, const Geometry& g, const CoverTable& cd,
+                       const CoverTable& ch, const CoverTable& cw, const Policy& policy) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  struct Run {
+    int64_t b, e, orow, ow;  // elements [b, e) of a plane take output (orow, ow); orow < 0: none
+  };
+  auto cover = [](const CoverTable& ct, int64_t i) {
+    return ct.off[i] < ct.off[i + 1] ? ct.o[ct.off[i]] : int64_t(-1);
+  };
+  const int64_t IP = g.in_plane();
+  std::vector<Run> runs;
+  for (int64_t id = 0; id < D.in; ++id) {
+    for (int64_t ih = 0; ih < H.in; ++ih) {
+      const int64_t od = cover(cd, id), oh = cover(ch, ih);
+      for (int64_t iw = 0; iw < W.in; ++iw) {
+        const int64_t ow = cover(cw, iw);
+        const bool none = od < 0 || oh < 0 || ow < 0;
+        const int64_t orow = none ? -1 : od * H.out + oh;
+        const int64_t e = (id * H.in + ih) * W.in + iw;
+        if (!runs.empty() && runs.back().orow == orow && (none || runs.back().ow == ow)) {
+          runs.back().e = e + 1;
+        } else {
+          if (static_cast<int64_t>(runs.size()) * 8 > IP) return false;  // short runs
+          runs.push_back({e, e + 1, orow, none ? -1 : ow});
+        }
+      }
+    }
+  }
+  const int64_t planes = g.N * g.C;
+  at::parallel_for(0, planes, grain_for(IP + 8 * static_cast<int64_t>(runs.size())),
+                   [&](int64_t q0, int64_t q1) {
+    Policy pol = policy;
+    for (int64_t plane = q0; plane < q1; ++plane) {
+      scalar_t* out = grad_in + plane * IP;
+      int64_t last = -1;  // output row pol is set to
+      for (const Run& run : runs) {
+        scalar_t v = scalar_t(0);
+        if (run.orow >= 0) {
+          if (run.orow != last) {
+            pol.set_row(plane * D.out * H.out + run.orow, run.orow / H.out, run.orow % H.out);
+            last = run.orow;
+          }
+          v = static_cast<scalar_t>(acc_t(0) + pol.val(run.ow, 0));
+        }
+        std::fill(out + run.b, out + run.e, v);
+      }
+    }
+  });
+  return true;
+}
+
+// TapFree: pol.val(ow, t) does not depend on t.
+template <bool TapFree, typename scalar_t, typename Policy>
 void gather_contig(scalar_t* grad_in, const Geometry& g, const Policy& policy) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const CoverTable cd(D), ch(H);
+  {
+    const CoverTable cw(W);
+    if (cd.most() <= 1 && ch.most() <= 1 && cw.most() <= 1) {
+      if (TapFree && gather_plane_runs(grad_in, g, cd, ch, cw, policy)) return;
+      // Few outputs per row: gather_contig_rows would spend its time on
+      // per-row set-up.
+      if (W.out < 4) {
+        gather_disjoint(grad_in, g, cd, ch, cw, policy);
+        return;
+      }
+    }
+  }
   const int64_t rows = g.N * g.C * D.in * H.in;
   const int64_t work = W.in + W.out * W.k * ((D.k + D.s - 1) / D.s) * ((H.k + H.s - 1) / H.s);
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
@@ -380,38 +760,61 @@ void gather_contig(scalar_t* grad_in, const Geometry& g, const Policy& policy) {
   });
 }
 
-// channels_last backward gather.  For input position (n, id, ih, iw) and a
-// chunk of channels it calls take(acc, opos, tap, c0, n) for every covering
-// output position opos (flat over N*OD*OH*OW) to add into acc[0..n).
-template <typename scalar_t, typename Take>
-void gather_cl(scalar_t* grad_in, const Geometry& g, Take&& take) {
+// channels_last backward gather.  For input position (n, id, ih, iw) the
+// policy turns each covering output, in increasing output order, into a
+// Cover: pol.cover(opos, tap, od, oh, ow), opos flat over N*OD*OH*OW.  Each
+// channel c of the position then sums, from 0 and in that order, what the
+// covers send it: blocks of 8 channels in registers across all covers with
+// pol.take8(cover, c) (Lanes8<acc_t>::V), the rest with pol.take1(cover, c);
+// each element is written once.
+template <typename scalar_t, typename Policy>
+void gather_cl(scalar_t* grad_in, const Geometry& g, const Policy& pol) {
   using acc_t = at::opmath_type<scalar_t>;
+  using Cover = typename Policy::Cover;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const CoverTable cd(D), ch(H), cw(W);
   const int64_t C = g.C;
   const int64_t positions = g.N * g.in_plane();
+  const int64_t most = std::max<int64_t>(1, cd.most() * ch.most() * cw.most());
   at::parallel_for(0, positions, grain_for(C * 4), [&](int64_t p0, int64_t p1) {
-    acc_t acc[kChunk];
+    std::vector<Cover> cov(most);
+    int64_t iw = p0 % W.in, ih = (p0 / W.in) % H.in, id = (p0 / (W.in * H.in)) % D.in;
+    int64_t nb = p0 / g.in_plane();
     for (int64_t pos = p0; pos < p1; ++pos) {
-      const int64_t iw = pos % W.in;
-      const int64_t ih = (pos / W.in) % H.in;
-      const int64_t id = (pos / (W.in * H.in)) % D.in;
-      const int64_t nb = pos / g.in_plane();
-      for (int64_t c0 = 0; c0 < C; c0 += kChunk) {
-        const int64_t n = std::min(kChunk, C - c0);
-        std::fill(acc, acc + n, acc_t(0));
-        for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
-          for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
-            for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
-              const int64_t opos = ((nb * D.out + cd.o[a]) * H.out + ch.o[b]) * W.out + cw.o[c];
-              take(acc, opos, g.tap(cd.j[a], ch.j[b], cw.j[c]), c0, n, cd.o[a], ch.o[b], cw.o[c]);
-            }
+      int64_t ncov = 0;
+      for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
+        for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
+          for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
+            const int64_t opos = ((nb * D.out + cd.o[a]) * H.out + ch.o[b]) * W.out + cw.o[c];
+            cov[ncov++] = pol.cover(opos, g.tap(cd.j[a], ch.j[b], cw.j[c]), cd.o[a], ch.o[b], cw.o[c]);
           }
         }
-        scalar_t* dst = grad_in + pos * C + c0;
-        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(acc[i]);
+      }
+      scalar_t* dst = grad_in + pos * C;
+      int64_t c = 0;
+      if constexpr (Lanes8<acc_t>::ok) {
+        using V = typename Lanes8<acc_t>::V;
+        for (; c + 8 <= C; c += 8) {
+          V acc = V{};
+          for (int64_t k = 0; k < ncov; ++k) acc += pol.take8(cov[k], c);
+          store8(dst + c, acc);
+        }
+      }
+      for (; c < C; ++c) {
+        acc_t acc = acc_t(0);
+        for (int64_t k = 0; k < ncov; ++k) acc += pol.take1(cov[k], c);
+        dst[c] = static_cast<scalar_t>(acc);
+      }
+      if (++iw == W.in) {
+        iw = 0;
+        if (++ih == H.in) {
+          ih = 0;
+          if (++id == D.in) {
+            id = 0;
+            ++nb;
+          }
+        }
       }
     }
   });
 }
-

@@ -27,15 +27,20 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
       arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
       int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
       auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
-                        int64_t oh, int64_t ow, int64_t ow_step) {
-        scalar_t* __restrict__ dst = o + e;
-        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<scalar_t>(v[i]);
+                        int64_t oh, int64_t ow, int64_t ow_step, int64_t es) {
+        store_n(o + e, v, n, es);
         if (am) {
           arg_t* __restrict__ ad = am + e;  // a byte store may alias anything else
-          for (int64_t i = 0; i < n; ++i) ad[i] = static_cast<arg_t>(t[i]);
+          if (es == 1) {
+            for (int64_t i = 0; i < n; ++i) ad[i] = static_cast<arg_t>(t[i]);
+          } else {
+            for (int64_t i = 0; i < n; ++i) ad[i * es] = static_cast<arg_t>(t[i]);
+          }
         }
         if (idx) {
-          for (int64_t i = 0; i < n; ++i) idx[e + i] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+          for (int64_t i = 0; i < n; ++i) {
+            idx[e + i * es] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+          }
         }
       };
       if (channels_last) {
@@ -72,16 +77,32 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
             return a[ow] == static_cast<arg_t>(t) ? static_cast<acc_t>(gr[ow]) : acc_t(0);
           }
         };
-        gather_contig(gi, g, Policy{am, gop, g.dim[2].out});
+        gather_contig</*TapFree=*/false>(gi, g, Policy{am, gop, g.dim[2].out});
       } else {
-        const int64_t C = g.C;
-        gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t tap, int64_t c0, int64_t n,
-                             int64_t, int64_t, int64_t) {
-          const arg_t* a = am + opos * C + c0;
-          const scalar_t* s = gop + opos * C + c0;
-          const arg_t t = static_cast<arg_t>(tap);
-          for (int64_t i = 0; i < n; ++i) acc[i] += a[i] == t ? static_cast<acc_t>(s[i]) : acc_t(0);
-        });
+        // A covering output sends channel c its gradient if tap won there.
+        struct ClPolicy {
+          const arg_t* am;
+          const scalar_t* go;
+          int64_t C;
+          struct Cover {
+            const arg_t* a;
+            const scalar_t* s;
+            arg_t t;
+          };
+          Cover cover(int64_t opos, int64_t tap, int64_t, int64_t, int64_t) const {
+            return {am + opos * C, go + opos * C, static_cast<arg_t>(tap)};
+          }
+          using V = typename Lanes8<acc_t>::V;
+          using T = typename Lanes8<acc_t>::T;
+          V take8(const Cover& k, int64_t c) const {
+            const V x = load8<V, acc_t>(k.s + c);
+            return arg_eq8<T>(k.a + c, k.t) ? x : V{};
+          }
+          acc_t take1(const Cover& k, int64_t c) const {
+            return k.a[c] == k.t ? static_cast<acc_t>(k.s[c]) : acc_t(0);
+          }
+        };
+        gather_cl(gi, g, ClPolicy{am, gop, g.C});
       }
     });
   });
@@ -134,9 +155,13 @@ void avg_pool_fwd(const at::Tensor& x, at::Tensor& out, const Geometry& g, bool 
     scalar_t* o = out.data_ptr<scalar_t>();
     // Every window of a run has the same divisor.
     auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t*, int64_t od, int64_t oh,
-                      int64_t ow, int64_t) {
+                      int64_t ow, int64_t, int64_t es) {
       const auto div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
-      for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i] / div);
+      if (es == 1) {
+        for (int64_t i = 0; i < n; ++i) o[e + i] = static_cast<scalar_t>(v[i] / div);
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[e + i * es] = static_cast<scalar_t>(v[i] / div);
+      }
     };
     if (channels_last) {
       fold_cl<SumReduce<acc_t>>(in, g, finish);
@@ -196,15 +221,31 @@ void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& 
         }
         acc_t val(int64_t ow, int32_t) const { return q[ow]; }
       };
-      gather_contig(gi, g, Policy(gop, g, count_include_pad, dov));
+      gather_contig</*TapFree=*/true>(gi, g, Policy(gop, g, count_include_pad, dov));
     } else {
-      const int64_t C = g.C;
-      gather_cl(gi, g, [&](acc_t* acc, int64_t opos, int64_t, int64_t c0, int64_t n, int64_t od,
-                           int64_t oh, int64_t ow) {
-        const acc_t div = static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov));
-        const scalar_t* s = gop + opos * C + c0;
-        for (int64_t i = 0; i < n; ++i) acc[i] += static_cast<acc_t>(s[i]) / div;
-      });
+      // A covering output sends every channel grad / divisor.
+      struct ClPolicy {
+        const scalar_t* go;
+        const Geometry* g;
+        bool count_include_pad;
+        int64_t dov;
+        struct Cover {
+          const scalar_t* s;
+          acc_t div;
+        };
+        Cover cover(int64_t opos, int64_t, int64_t od, int64_t oh, int64_t ow) const {
+          return {go + opos * g->C,
+                  static_cast<acc_t>(g->avg_divisor(od, oh, ow, count_include_pad, dov))};
+        }
+        using V = typename Lanes8<acc_t>::V;
+        V take8(const Cover& k, int64_t c) const {
+          return load8<V, acc_t>(k.s + c) / (V{} + k.div);
+        }
+        acc_t take1(const Cover& k, int64_t c) const {
+          return static_cast<acc_t>(k.s[c]) / k.div;
+        }
+      };
+      gather_cl(gi, g, ClPolicy{gop, &g, count_include_pad, dov});
     }
   });
 }
