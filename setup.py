@@ -73,6 +73,14 @@ def _extensions():
     include_dirs = [os.path.join(ROOT, "csrc")]
     cxx = ["-O3", "-fopenmp", "-fno-math-errno"]
     extra_link_args = ["-fopenmp"]
+    if os.environ.get("POOLEXT_SANITIZE") == "1":
+        # AddressSanitizer + UndefinedBehaviorSanitizer for the CPU kernels: see
+        # scripts/sanitize.sh, which preloads the ASan runtime into Python.
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+               "-fno-omit-frame-pointer", "-g"]
+        cxx = ["-O1", "-fopenmp", "-fno-math-errno"] + san
+        extra_link_args += san
+        print("poolext: building with AddressSanitizer and UBSan", file=sys.stderr)
     define_macros = [("Py_LIMITED_API", "0x03090000")]
     if not with_cuda:
         print("poolext: building the CPU kernels only", file=sys.stderr)
