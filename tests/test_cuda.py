@@ -366,6 +366,28 @@ def test_tensors_on_different_devices_are_refused():
 
 
 @cuda_only
+def test_repeated_steps_keep_cuda_memory_flat():
+    """The allocator's count of live bytes is the same after 100 more training steps."""
+    x = torch.randn(8, 16, 64, 64, device="cuda").contiguous(memory_format=torch.channels_last)
+
+    def steps(n):
+        for _ in range(n):
+            for fn, kw in ((PF.max_pool2d, dict(kernel_size=3, stride=2, padding=1)),
+                           (PF.avg_pool2d, dict(kernel_size=3, stride=1, padding=1)),
+                           (PF.max_pool3d, dict(kernel_size=2))):
+                xr = (x if fn is not PF.max_pool3d else x.view(8, 16, 4, 16, 64)).detach()
+                xr.requires_grad_()
+                y = fn(xr, **kw)
+                y.backward(torch.ones_like(y))
+        torch.cuda.synchronize()
+
+    steps(5)
+    before = torch.cuda.memory_allocated()
+    steps(100)
+    assert torch.cuda.memory_allocated() == before
+
+
+@cuda_only
 def test_side_stream_and_graph_capture():
     x = torch.randn(8, 32, 64, 64, device="cuda")
     want = PF.max_pool2d(x, 3, 2, 1)
