@@ -63,7 +63,8 @@ inline bool aligned(std::initializer_list<const void*> ptrs, size_t bytes) {
 // As above, but takes the int32 fast path (elements.h) when the problem fits
 // it: make_fast(layout, lanes) builds its functor, lanes being
 // std::integral_constant<int, V>: channels_last runs n / V groups of V
-// channels when `packed` (C % V == 0 and the pointers aligned), else V = 1.
+// channels when `packed` (the pointers aligned for V-element accesses) and
+// C % V == 0, else V = 1.
 template <int V, typename Runner, typename MakeFast, typename Make>
 void run_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
                   int64_t max_numel, const Geometry& g, MakeFast&& make_fast, Make&& make) {
