@@ -163,3 +163,50 @@ def argmax_dtype(kernel_size):
     if vol <= 65536:
         return torch.int16
     return torch.int32
+
+
+def adaptive_argmax_dtype(spatial, output_size):
+    """The compact argmax dtype of adaptive max pooling (csrc/adaptive.h):
+    by the widest window, bounded per dim by L/S, or L//S + 2 when S does not
+    divide L."""
+    if any(S == 0 for S in output_size):
+        return torch.uint8
+    window = 1
+    for L, S in zip(spatial, output_size):
+        window *= L // S if L % S == 0 else L // S + 2
+    return argmax_dtype((window,))
+
+
+def adaptive_output_size(op, rank, output_size, sizes):
+    """output_size as torch's adaptive pooling reads it: an int, or a sequence
+    of `rank` ints (None keeps the input's size, except in 1d)."""
+    if isinstance(output_size, (tuple, list, torch.Size)):
+        seq = tuple(output_size)
+    elif isinstance(output_size, (int, torch.SymInt)) or (
+        hasattr(output_size, "__index__") and not isinstance(output_size, bool)
+    ):
+        seq = (output_size,) * rank
+    else:
+        raise TypeError(f"{op}: output_size must be an int or a tuple of ints, got "
+                        f"output_size={output_size!r}")
+    for e in seq:
+        if e is None and rank > 1:
+            continue
+        if not isinstance(e, torch.SymInt) and (isinstance(e, bool) or
+                                                not hasattr(e, "__index__")):
+            raise TypeError(f"{op}: output_size must be an int or a tuple of ints"
+                            f"{' (or None)' if rank > 1 else ''}, got output_size={output_size!r}")
+    if len(seq) != rank:
+        what = "one int" if rank == 1 else f"{_NAMES[rank]} entries"
+        raise RuntimeError(f"{op}: output_size must have {what}, got output_size={output_size!r}")
+    ndim = len(sizes)
+    if ndim not in (rank + 1, rank + 2):
+        raise RuntimeError(f"{op}: expected a {rank + 1}D (unbatched) or {rank + 2}D (batched) "
+                           f"input, got input of shape {tuple(sizes)}")
+    out = tuple(sizes[ndim - rank + i] if e is None else
+                (e if isinstance(e, torch.SymInt) else operator.index(e))
+                for i, e in enumerate(seq))
+    if any(S < 0 for S in out):
+        raise RuntimeError(f"{op}: elements of output_size must be non-negative, got "
+                           f"output_size={output_size!r}")
+    return out

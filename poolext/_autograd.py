@@ -103,3 +103,85 @@ class AvgPoolBackward(torch.autograd.Function):
     def backward(ctx, grad_grad_input):
         return (AvgPool.apply(grad_grad_input, *ctx.geom),
                 None, None, None, None, None, None, None, None)
+
+
+class AdaptiveMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, output_size, channels_last, return_indices):
+        out, argmax, indices = ops.adaptive_max_pool(x, output_size, channels_last, True,
+                                                     return_indices)
+        ctx.save_for_backward(argmax)
+        ctx.geom = (x.shape, output_size, channels_last)
+        ctx.mark_non_differentiable(indices)
+        return out, indices
+
+    @staticmethod
+    def backward(ctx, grad_output, _grad_indices):
+        (argmax,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            grad = AdaptiveMaxPoolBackward.apply(grad_output, argmax, *ctx.geom)
+        else:
+            grad = ops.adaptive_max_pool_backward(grad_output, argmax, *ctx.geom)
+        return grad, None, None, None
+
+
+class AdaptiveMaxPoolBackward(torch.autograd.Function):
+    """grad_input from grad_output; its adjoint is the gather at the argmax."""
+
+    @staticmethod
+    def forward(ctx, grad_output, argmax, input_size, output_size, channels_last):
+        ctx.save_for_backward(argmax)
+        ctx.geom = (input_size, output_size, channels_last)
+        return ops.adaptive_max_pool_backward(grad_output, argmax, input_size, output_size,
+                                              channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_grad_input):
+        (argmax,) = ctx.saved_tensors
+        return (AdaptiveMaxPoolGather.apply(grad_grad_input, argmax, *ctx.geom),
+                None, None, None, None)
+
+
+class AdaptiveMaxPoolGather(torch.autograd.Function):
+    """out[o] = source[winner of window o]: the adjoint of AdaptiveMaxPoolBackward."""
+
+    @staticmethod
+    def forward(ctx, source, argmax, input_size, output_size, channels_last):
+        ctx.save_for_backward(argmax)
+        ctx.geom = (input_size, output_size, channels_last)
+        return ops.adaptive_max_pool_gather(source, argmax, output_size, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (argmax,) = ctx.saved_tensors
+        return (AdaptiveMaxPoolBackward.apply(grad_out, argmax, *ctx.geom),
+                None, None, None, None)
+
+
+class AdaptiveAvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, output_size, channels_last):
+        ctx.geom = (x.shape, output_size, channels_last)
+        return ops.adaptive_avg_pool(x, output_size, channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        if torch.is_grad_enabled():
+            grad = AdaptiveAvgPoolBackward.apply(grad_output, *ctx.geom)
+        else:
+            grad = ops.adaptive_avg_pool_backward(grad_output, *ctx.geom)
+        return grad, None, None
+
+
+class AdaptiveAvgPoolBackward(torch.autograd.Function):
+    """grad_input from grad_output; its adjoint is the forward pooling."""
+
+    @staticmethod
+    def forward(ctx, grad_output, input_size, output_size, channels_last):
+        ctx.geom = (output_size, channels_last)
+        return ops.adaptive_avg_pool_backward(grad_output, input_size, output_size,
+                                              channels_last)
+
+    @staticmethod
+    def backward(ctx, grad_grad_input):
+        return AdaptiveAvgPool.apply(grad_grad_input, *ctx.geom), None, None, None

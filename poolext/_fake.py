@@ -52,3 +52,41 @@ def _avg_pool_fake(self, kernel_size, stride, padding, ceil_mode, count_include_
 def _avg_pool_backward_fake(grad_output, input_size, kernel_size, stride, padding, ceil_mode,
                             count_include_pad, divisor_override, channels_last):
     return _empty(grad_output, list(input_size), len(kernel_size), channels_last)
+
+
+def _adaptive_shape(self, output_size):
+    r = len(output_size)
+    return list(self.shape[:self.dim() - r]) + list(output_size)
+
+
+@torch.library.register_fake("poolext::adaptive_max_pool")
+def _adaptive_max_pool_fake(self, output_size, channels_last, with_argmax, with_indices):
+    shape = _adaptive_shape(self, output_size)
+    r = len(output_size)
+    am_dtype = _args.adaptive_argmax_dtype(self.shape[self.dim() - r:], output_size)
+    out = _empty(self, shape, r, channels_last)
+    am = _empty(self, shape, r, channels_last, am_dtype) if with_argmax else self.new_empty(
+        (0,), dtype=am_dtype)
+    idx = _empty(self, shape, r, channels_last, torch.int64) if with_indices else self.new_empty(
+        (0,), dtype=torch.int64)
+    return out, am, idx
+
+
+@torch.library.register_fake("poolext::adaptive_max_pool_backward")
+def _adaptive_max_pool_backward_fake(grad_output, argmax, input_size, output_size, channels_last):
+    return _empty(grad_output, list(input_size), len(output_size), channels_last)
+
+
+@torch.library.register_fake("poolext::adaptive_max_pool_gather")
+def _adaptive_max_pool_gather_fake(source, argmax, output_size, channels_last):
+    return _empty(source, _adaptive_shape(source, output_size), len(output_size), channels_last)
+
+
+@torch.library.register_fake("poolext::adaptive_avg_pool")
+def _adaptive_avg_pool_fake(self, output_size, channels_last):
+    return _empty(self, _adaptive_shape(self, output_size), len(output_size), channels_last)
+
+
+@torch.library.register_fake("poolext::adaptive_avg_pool_backward")
+def _adaptive_avg_pool_backward_fake(grad_output, input_size, output_size, channels_last):
+    return _empty(grad_output, list(input_size), len(output_size), channels_last)

@@ -3,7 +3,7 @@
 import torch
 
 from . import _args
-from ._autograd import AvgPool, MaxPool
+from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 
 __all__ = [
     "max_pool1d",
@@ -12,6 +12,12 @@ __all__ = [
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
 ]
 
 _ops = torch.ops.poolext
@@ -140,3 +146,104 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """Like torch.nn.functional.avg_pool3d."""
     return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
+
+
+def _adaptive_setup(op, rank, input, output_size, is_max):
+    """Checks as torch does; returns (input, rank, output_size, channels_last,
+    lifted) with 1d inputs strided like (N, L, C) lifted to 2d, as torch
+    pools them."""
+    _check_input(op, input)
+    out = _args.adaptive_output_size(op, rank, output_size, input.shape)
+    ndim = input.dim()
+    # torch lets dim 0 be empty (batch, or the channels of an unbatched
+    # input); adaptive avg 1d/2d only needs the spatial dims non-empty.
+    first = ndim - rank if (not is_max and rank < 3) else 1
+    if any(input.shape[i] == 0 for i in range(first, ndim)):
+        raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
+                           f"dimensions, got input of shape {tuple(input.shape)}")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported "
+                                  "(floating point types only)")
+    if rank == 1 and ndim == 3:
+        x2 = input.unsqueeze(-2)
+        if _args.is_channels_last(x2, 2):
+            return x2, 2, (1,) + out, True, True
+    return input, rank, out, rank == 2 and _args.is_channels_last(input, 2), False
+
+
+def _even_kernel(input, rank, out):
+    """kernel = stride = L/S when every output size divides its input size
+    (and the window fits the fixed-window kernels), else None."""
+    spatial = input.shape[input.dim() - rank:]
+    if any(S == 0 or L % S for L, S in zip(spatial, out)):
+        return None
+    k = tuple(L // S for L, S in zip(spatial, out))
+    vol = 1
+    for v in k:
+        vol *= v
+    return k if vol <= _args._INT32_MAX else None
+
+
+def _adaptive_max_pool(op, rank, input, output_size, return_indices):
+    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, output_size, True)
+    training = torch.is_grad_enabled() and input.requires_grad
+    return_indices = bool(return_indices)
+    k = _even_kernel(input, rank, out)
+    if k is not None:  # the fixed-window kernels, with their fast paths
+        p, d = (0,) * rank, (1,) * rank
+        if training:
+            y, indices = MaxPool.apply(input, k, k, p, d, False, cl, return_indices)
+        else:
+            y, _, indices = _ops.max_pool(input, k, k, p, d, False, cl, False, return_indices)
+    elif training:
+        y, indices = AdaptiveMaxPool.apply(input, out, cl, return_indices)
+    else:
+        y, _, indices = _ops.adaptive_max_pool(input, out, cl, False, return_indices)
+    if lifted:
+        y = y.squeeze(-2)
+        indices = indices.squeeze(-2) if return_indices else indices
+    return (y, indices) if return_indices else y
+
+
+def _adaptive_avg_pool(op, rank, input, output_size):
+    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, output_size, False)
+    training = torch.is_grad_enabled() and input.requires_grad
+    k = _even_kernel(input, rank, out)
+    if k is not None:
+        args = (k, k, (0,) * rank, False, True, None, cl)
+        y = AvgPool.apply(input, *args) if training else _ops.avg_pool(input, *args)
+    elif training:
+        y = AdaptiveAvgPool.apply(input, out, cl)
+    else:
+        y = _ops.adaptive_avg_pool(input, out, cl)
+    return y.squeeze(-2) if lifted else y
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Like torch.nn.functional.adaptive_max_pool1d."""
+    return _adaptive_max_pool("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Like torch.nn.functional.adaptive_max_pool2d."""
+    return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Like torch.nn.functional.adaptive_max_pool3d."""
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Like torch.nn.functional.adaptive_avg_pool1d."""
+    return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Like torch.nn.functional.adaptive_avg_pool2d."""
+    return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """Like torch.nn.functional.adaptive_avg_pool3d."""
+    return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
