@@ -442,3 +442,69 @@ def test_over_2_pow_31_elements():
     assert gx.count_nonzero().item() == y.numel()
     picked = gx.view(1, 2, -1).gather(2, idx.view(1, 2, -1))
     assert torch.equal(picked, torch.ones_like(picked))
+
+
+# ---- adaptive pooling: the CPU op runs the same element functors, so the
+# device result is compared with poolext on the CPU bit for bit.
+
+
+def _adaptive_problem(rng, kind, rank, dtype):
+    x, _ = random_input(rng, kind, rank, dtype)
+    if x.dim() == rank + 2 and x.shape[1] == 0:
+        x = x[:, :1]
+    spatial = x.shape[x.dim() - rank:]
+    out = tuple(rng.choice([1, L, L + 2, max(1, L // 2), rng.randint(1, L + 3)])
+                for L in spatial)
+    return x, out
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dtype", FLOAT_TYPES, ids=str)
+def test_adaptive_matches_cpu(kind, rank, dtype, seed):
+    rng = rng_for("cuda-adaptive", kind, rank, dtype, seed)
+    x, out = _adaptive_problem(rng, kind, rank, dtype)
+    fn = getattr(PF, f"adaptive_{kind}_pool{rank}d")
+    xd = on_device(x).requires_grad_()
+    xc = x.detach().clone().requires_grad_()
+    if kind == "max":
+        (yd, idd), (yc, idc) = fn(xd, out, True), fn(xc, out, True)
+        assert torch.equal(idd.cpu(), idc)
+        assert same_memory_format(idd, idc)
+    else:
+        yd, yc = fn(xd, out), fn(xc, out)
+    assert yd.device.type == DEVICE
+    assert_bit_equal(yd.detach().cpu(), yc.detach())
+    assert same_memory_format(yd, yc)
+    g = torch.randn(yc.shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    yd.backward(on_device(g))
+    yc.backward(g)
+    assert_bit_equal(xd.grad.cpu(), xc.grad)
+    assert same_memory_format(xd.grad, xc.grad)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_adaptive_gradcheck(kind, channels_last):
+    x = (torch.randperm(2 * 3 * 7 * 9, dtype=torch.float64) / 400).view(2, 3, 7, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x = on_device(x).requires_grad_()
+    fn = getattr(PF, f"adaptive_{kind}_pool2d")
+    assert torch.autograd.gradcheck(lambda t: fn(t, (4, 5)), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: fn(t, (4, 5)), (x,))
+
+
+def test_adaptive_opcheck():
+    x = on_device(torch.randn(2, 3, 9, 7))
+    out, am, _ = ops.adaptive_max_pool(x, [4, 5], False, True, False)
+    g = torch.randn_like(out)
+    for op, args in [
+        (ops.adaptive_max_pool.default, (x, [4, 5], False, True, True)),
+        (ops.adaptive_max_pool_backward.default, (g, am, list(x.shape), [4, 5], False)),
+        (ops.adaptive_max_pool_gather.default, (torch.randn_like(x), am, [4, 5], False)),
+        (ops.adaptive_avg_pool.default, (x, [4, 5], False)),
+        (ops.adaptive_avg_pool_backward.default, (g, list(x.shape), [4, 5], False)),
+    ]:
+        torch.library.opcheck(op, args)
