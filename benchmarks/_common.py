@@ -152,6 +152,12 @@ def write_results(kind, env, rows, summary_md, table_md, out_dir=None, tag=""):
     js.write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")
     head = "\n".join(f"- {k}: {v}" for k, v in env.items())
     md.write_text(f"# poolext benchmark: {kind}\n\n{head}\n\n{table_md}\n\n{summary_md}\n")
+    try:  # the charts (benchmarks/plot.py) need matplotlib, an optional extra
+        import plot
+    except ImportError as e:
+        log(f"no chart drawn ({e}); pip install matplotlib, then python benchmarks/plot.py {js}")
+    else:
+        log("chart:", plot.plot(str(js)))
     return js, md
 
 
