@@ -177,36 +177,50 @@ def adaptive_argmax_dtype(spatial, output_size):
     return argmax_dtype((window,))
 
 
-def adaptive_output_size(op, rank, output_size, sizes):
-    """output_size as torch's adaptive pooling reads it: an int, or a sequence
-    of `rank` ints (None keeps the input's size, except in 1d)."""
-    if isinstance(output_size, (tuple, list, torch.Size)):
-        seq = tuple(output_size)
-    elif isinstance(output_size, (int, torch.SymInt)) or (
-        hasattr(output_size, "__index__") and not isinstance(output_size, bool)
-    ):
-        seq = (output_size,) * rank
-    else:
+def adaptive_output_size(op, rank, output_size, sizes, check_rank=True):
+    """output_size as torch's adaptive pooling reads it, checked in torch's order: an int, or
+    a sequence of `rank` ints (None keeps the input's size, except in 1d).  With check_rank,
+    the input must have rank + 1 or rank + 2 dims."""
+    ndim = len(sizes)
+    scalar = isinstance(output_size, (int, torch.SymInt)) if rank > 1 else (
+        isinstance(output_size, (int, torch.SymInt)) or
+        (hasattr(output_size, "__index__") and not isinstance(output_size, (tuple, list))))
+    if isinstance(output_size, bool):
         raise TypeError(f"{op}: output_size must be an int or a tuple of ints, got "
                         f"output_size={output_size!r}")
-    for e in seq:
-        if e is None and rank > 1:
-            continue
-        if not isinstance(e, torch.SymInt) and (isinstance(e, bool) or
+    if scalar:
+        seq = (output_size,) * rank
+    else:
+        try:
+            seq = tuple(output_size)
+        except TypeError:
+            raise TypeError(f"{op}: output_size must be an int or a tuple of ints, got "
+                            f"output_size={output_size!r}") from None
+        if rank > 1:
+            if ndim <= len(seq):  # torch needs an input dim for every entry, and one more
+                raise ValueError(f"{op}: output_size={output_size!r} needs an input of at "
+                                 f"least {len(seq) + 1} dims, got input of shape {tuple(sizes)}")
+            seq = tuple(sizes[ndim - len(seq) + i] if e is None else e for i, e in enumerate(seq))
+    for i, e in enumerate(seq):
+        # torch's parser checks the first element's type only; a later bool counts as an int.
+        if not isinstance(e, torch.SymInt) and ((isinstance(e, bool) and i == 0) or
                                                 not hasattr(e, "__index__")):
             raise TypeError(f"{op}: output_size must be an int or a tuple of ints"
                             f"{' (or None)' if rank > 1 else ''}, got output_size={output_size!r}")
+    if check_rank and rank > 1 and ndim not in (rank + 1, rank + 2):
+        _wrong_rank(op, rank, sizes)
     if len(seq) != rank:
         what = "one int" if rank == 1 else f"{_NAMES[rank]} entries"
         raise RuntimeError(f"{op}: output_size must have {what}, got output_size={output_size!r}")
-    ndim = len(sizes)
-    if ndim not in (rank + 1, rank + 2):
-        raise RuntimeError(f"{op}: expected a {rank + 1}D (unbatched) or {rank + 2}D (batched) "
-                           f"input, got input of shape {tuple(sizes)}")
-    out = tuple(sizes[ndim - rank + i] if e is None else
-                (e if isinstance(e, torch.SymInt) else operator.index(e))
-                for i, e in enumerate(seq))
+    if rank == 1 and ndim not in (2, 3):
+        _wrong_rank(op, rank, sizes)
+    out = tuple(e if isinstance(e, torch.SymInt) else operator.index(e) for e in seq)
     if any(S < 0 for S in out):
         raise RuntimeError(f"{op}: elements of output_size must be non-negative, got "
                            f"output_size={output_size!r}")
     return out
+
+
+def _wrong_rank(op, rank, sizes):
+    raise RuntimeError(f"{op}: expected a {rank + 1}D (unbatched) or {rank + 2}D (batched) "
+                       f"input, got input of shape {tuple(sizes)}")

@@ -148,13 +148,13 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                      count_include_pad, divisor_override)
 
 
-def _adaptive_setup(op, rank, input, output_size, is_max):
-    """Checks as torch does; returns (input, rank, output_size, channels_last,
-    lifted) with 1d inputs strided like (N, L, C) lifted to 2d, as torch
-    pools them."""
-    _check_input(op, input)
-    out = _args.adaptive_output_size(op, rank, output_size, input.shape)
+def _adaptive_setup(op, rank, input, out, is_max):
+    """Checks the input as torch does; returns (input, rank, output_size,
+    channels_last, lifted) with 1d inputs strided like (N, L, C) lifted to
+    2d, as torch pools them."""
     ndim = input.dim()
+    if ndim not in (rank + 1, rank + 2):
+        _args._wrong_rank(op, rank, input.shape)
     # torch lets dim 0 be empty (batch, or the channels of an unbatched
     # input); adaptive avg 1d/2d only needs the spatial dims non-empty.
     first = ndim - rank if (not is_max and rank < 3) else 1
@@ -173,9 +173,10 @@ def _adaptive_setup(op, rank, input, output_size, is_max):
 
 def _even_kernel(input, rank, out):
     """kernel = stride = L/S when every output size divides its input size
-    (and the window fits the fixed-window kernels), else None."""
+    (and the window fits the fixed-window kernels), else None.  Inputs
+    without elements take the adaptive kernels, which allow empty channels."""
     spatial = input.shape[input.dim() - rank:]
-    if any(S == 0 or L % S for L, S in zip(spatial, out)):
+    if input.numel() == 0 or any(S == 0 or L % S for L, S in zip(spatial, out)):
         return None
     k = tuple(L // S for L, S in zip(spatial, out))
     vol = 1
@@ -185,7 +186,9 @@ def _even_kernel(input, rank, out):
 
 
 def _adaptive_max_pool(op, rank, input, output_size, return_indices):
-    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, output_size, True)
+    _check_input(op, input)
+    out = _args.adaptive_output_size(op, rank, output_size, input.shape)
+    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, out, True)
     training = torch.is_grad_enabled() and input.requires_grad
     return_indices = bool(return_indices)
     k = _even_kernel(input, rank, out)
@@ -205,17 +208,51 @@ def _adaptive_max_pool(op, rank, input, output_size, return_indices):
     return (y, indices) if return_indices else y
 
 
-def _adaptive_avg_pool(op, rank, input, output_size):
-    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, output_size, False)
+def _adaptive_avg(input, rank, out, cl):
     training = torch.is_grad_enabled() and input.requires_grad
     k = _even_kernel(input, rank, out)
     if k is not None:
         args = (k, k, (0,) * rank, False, True, None, cl)
-        y = AvgPool.apply(input, *args) if training else _ops.avg_pool(input, *args)
-    elif training:
-        y = AdaptiveAvgPool.apply(input, out, cl)
-    else:
-        y = _ops.adaptive_avg_pool(input, out, cl)
+        return AvgPool.apply(input, *args) if training else _ops.avg_pool(input, *args)
+    if training:
+        return AdaptiveAvgPool.apply(input, out, cl)
+    return _ops.adaptive_avg_pool(input, out, cl)
+
+
+def _global_avg(op, rank, input):
+    """torch's adaptive avg pooling to size 1 everywhere is a mean over the last `rank` dims
+    (1d: over an unsqueezed 2d view): it takes any number of leading dims, gives NaN for empty
+    windows, keeps channels_last (3d included) and refuses non-float types as mean() does."""
+    if input.dim() < max(rank, 2):
+        raise IndexError(f"{op}: output_size 1 pools the last {rank} dims, got input of shape "
+                         f"{tuple(input.shape)}")
+    if input.dtype.is_complex:
+        raise NotImplementedError(f"{op}: complex inputs are not supported")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: input dtype {input.dtype} is not supported (a mean needs a "
+                           "floating point type)")
+    r = rank
+    lead, spatial = tuple(input.shape[:input.dim() - r]), tuple(input.shape[input.dim() - r:])
+    ones = (1,) * r
+    if any(L == 0 for L in spatial):  # the mean of nothing, as torch gives it
+        return input.sum(dim=tuple(range(-r, 0)), keepdim=True) / 0
+    if len(lead) in (1, 2):
+        if rank == 1 and len(lead) == 2:
+            x2 = input.unsqueeze(-2)
+            if _args.is_channels_last(x2, 2):
+                return _adaptive_avg(x2, 2, (1, 1), True).squeeze(-2)
+        return _adaptive_avg(input, r, ones, r > 1 and _args.is_channels_last(input, r))
+    flat = input.reshape((-1,) + spatial)  # any other number of leading dims
+    return _adaptive_avg(flat, r, ones, False).reshape(lead + ones)
+
+
+def _adaptive_avg_pool(op, rank, input, output_size):
+    _check_input(op, input)
+    out = _args.adaptive_output_size(op, rank, output_size, input.shape, check_rank=False)
+    if all(S == 1 for S in out) and (rank > 1 or input.dim() in (2, 3)):
+        return _global_avg(op, rank, input)
+    input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, out, False)
+    y = _adaptive_avg(input, rank, out, cl)
     return y.squeeze(-2) if lifted else y
 
 

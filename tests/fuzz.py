@@ -9,7 +9,10 @@ generators that the seeded tests use):
   unbatched, zero batch, ceil_mode, dilation): values bit-identical to torch for max pooling
   (within rounding for avg), int64 indices, dtype, shape, memory format;
 - valid backward: input gradients against torch (float32, float64, bfloat16);
-- any call, often invalid: poolext raises exactly where torch raises, else agrees.
+- any call, often invalid: poolext raises exactly where torch raises, else agrees;
+- adaptive pooling: valid forward and backward as above (output sizes divisible or not, larger
+  than the input, None), and any call (shapes and output sizes often invalid) raising exactly
+  where torch raises.
 
 Before each example the script writes what it is about to run to FILE, so a crash (which would
 take the process down) can be reported with its case by whoever ran it (tests/test_fuzz.py
@@ -28,6 +31,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import test_adaptive  # noqa: E402
 import test_compare  # noqa: E402
 import test_errors  # noqa: E402
 from cases import FLOAT_TYPES, INT_TYPES  # noqa: E402
@@ -64,6 +68,13 @@ backward_case = st.tuples(st.sampled_from(["max", "avg"]), st.sampled_from([1, 2
 any_call = st.tuples(st.sampled_from(test_errors.OPS), st.randoms(use_true_random=False),
                      st.integers(0, 2**31 - 1))
 
+adaptive_case = st.tuples(st.sampled_from(["max", "avg"]), st.sampled_from([1, 2, 3]),
+                          st.sampled_from(FLOAT_TYPES), st.booleans(), st.integers(0, 2**31 - 1))
+_size = st.one_of(st.integers(-2, 12), st.none(), st.sampled_from([2.0, True]))
+adaptive_call = st.tuples(st.sampled_from(["max", "avg"]), st.sampled_from([1, 2, 3]),
+                          st.lists(st.integers(0, 9), min_size=1, max_size=5),
+                          st.one_of(_size, st.lists(_size, min_size=0, max_size=4)))
+
 
 def _forward(case):
     kind, rank, dtype, seed = case
@@ -93,6 +104,33 @@ def _any_call(case):
         raise AssertionError(problem)
 
 
+def _adaptive(case):
+    kind, rank, dtype, backward, seed = case
+    test = test_adaptive.test_backward_matches_torch if backward else \
+        test_adaptive.test_forward_matches_torch
+    _run(f"adaptive {'backward' if backward else 'forward'} {kind} {rank}d {dtype} seed={seed}",
+         test, kind, rank, dtype, seed)
+
+
+def _adaptive_call(case):
+    kind, rank, shape, out_size = case
+    what = f"adaptive call {kind} {rank}d shape={tuple(shape)} output_size={out_size!r}"
+    _log(what)
+    ours, theirs = test_adaptive._fns(kind, rank)
+    x = torch.randn(shape)
+    expected = test_adaptive._outcome(theirs, x, out_size)
+    got = test_adaptive._outcome(ours, x, out_size)
+    problem = None
+    if got != expected:
+        problem = f"{what}: torch {expected}, poolext {got}"
+    elif expected is None and ours(x, out_size).shape != theirs(x, out_size).shape:
+        problem = f"{what}: shapes differ"
+    if problem:
+        COUNTS["disagreements"] += 1
+        print(f"DISAGREEMENT: {problem}", flush=True)
+        raise AssertionError(problem)
+
+
 def main(argv=None):
     global LOG
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,7 +145,9 @@ def main(argv=None):
     failures = 0
     for name, strategy, body in (("valid forward", forward_case, _forward),
                                  ("valid backward", backward_case, _backward),
-                                 ("any call", any_call, _any_call)):
+                                 ("any call", any_call, _any_call),
+                                 ("adaptive valid", adaptive_case, _adaptive),
+                                 ("adaptive any call", adaptive_call, _adaptive_call)):
         test = opts(given(strategy)(body))
         before = COUNTS["tried"]
         try:

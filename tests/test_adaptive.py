@@ -351,3 +351,46 @@ def test_torch_compile_fullgraph():
     ya.sum().backward()
     yb.sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad)
+
+
+GLOBAL_CASES = [
+    (2, (2, 3, 4, 5), None), (2, (2, 3, 4, 5), torch.channels_last), (2, (3, 4, 5), None),
+    (2, (4, 5), None), (2, (2, 3, 4, 5, 6), None), (2, (1, 2, 3, 4, 5, 6), None),
+    (3, (2, 3, 4, 5, 6), torch.channels_last_3d), (3, (2, 3, 4, 5, 6), None), (3, (3, 4, 5), None),
+    (1, (2, 3, 7), None), (1, (3, 7), None), (1, (2, 0, 7), None), (2, (2, 0, 4, 5), None),
+    (2, (2, 3, 0, 5), None), (1, (2, 3, 0), None), (3, (0, 2, 3, 4, 5), None),
+]
+
+
+@pytest.mark.parametrize("rank,shape,fmt", GLOBAL_CASES, ids=str)
+def test_global_average_like_torch(rank, shape, fmt):
+    """torch pools adaptive avg to size 1 as a mean over the last dims: any leading dims,
+    NaN for empty windows, channels_last kept (3d too)."""
+    x = torch.randn(shape, dtype=torch.float64)
+    if fmt is not None:
+        x = x.contiguous(memory_format=fmt)
+    fn, tfn = _fns("avg", rank)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, ry = fn(xa, 1), tfn(xb, 1)
+    assert y.shape == ry.shape and y.dtype == ry.dtype
+    if y.numel() > 1:
+        assert y.stride() == ry.stride()
+    torch.testing.assert_close(y, ry, equal_nan=True)
+    if y.numel():
+        y.sum().backward()
+        ry.sum().backward()
+        torch.testing.assert_close(xa.grad, xb.grad, equal_nan=True)
+
+
+def test_global_average_refuses_like_torch():
+    for dtype in (torch.int64, torch.bool):
+        x = torch.ones(2, 3, 4, 5, dtype=dtype)
+        with pytest.raises(RuntimeError):
+            TF.adaptive_avg_pool2d(x, 1)
+        with pytest.raises(RuntimeError, match="dtype"):
+            PF.adaptive_avg_pool2d(x, 1)
+    for fn in (PF.adaptive_avg_pool2d, TF.adaptive_avg_pool2d):
+        with pytest.raises(IndexError):
+            fn(torch.randn(4), 1)
+        with pytest.raises(ValueError):
+            fn(torch.randn(4), (1, 1))
