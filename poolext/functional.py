@@ -3,6 +3,7 @@
 import torch
 
 from . import _args
+from ._autocast import cast_input
 from ._autograd import AvgPool, MaxPool
 
 __all__ = [
@@ -37,6 +38,8 @@ def _lift_1d(input, rank, args_1d):
 
 def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     _check_input(op, input)
+    # autocast: the aten op torch.nn.functional calls decides (see _autocast.py)
+    input = cast_input(op + "_with_indices" if return_indices else op, input)
     k = _args.expand(op, "kernel_size", kernel_size, rank)
     s = _args.expand(op, "stride", stride, rank, allow_none=True) or k
     p = _args.expand(op, "padding", padding, rank)
@@ -69,6 +72,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
 def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     _check_input(op, input)
+    input = cast_input(op, input)  # autocast, as torch's aten::avg_pool{1,2,3}d
     k = _args.expand(op, "kernel_size", kernel_size, rank)
     s = _args.expand(op, "stride", stride, rank, allow_none=True) or k
     p = _args.expand(op, "padding", padding, rank)
