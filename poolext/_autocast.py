@@ -3,7 +3,7 @@
 Most pooling ops are in none of autocast's cast lists, so torch pools in the
 input's dtype, and poolext's ops, which have no Autocast kernels, do the same
 through autocast's fallthrough.  But on some devices torch puts a few pooling
-ops on its float32 list: on the CPU (torch 2.4 to 2.14) ``max_pool3d`` (not
+ops on its float32 list: on the CPU (torch 2.14, at least) ``max_pool3d`` (not
 ``max_pool3d_with_indices``, which ``return_indices=True`` calls),
 ``avg_pool3d``, ``adaptive_max_pool3d``, ``adaptive_avg_pool3d``,
 ``max_unpool2d`` (also behind ``max_unpool1d``) and ``max_unpool3d``.  Under an
@@ -17,6 +17,11 @@ lists use its fp32 policy: float16/bfloat16 tensors on the autocast device go
 to float32; float32 and float64 are left alone).  The cast is a differentiable
 ``Tensor.to``, so the gradient returns to the input in the input's dtype, as
 with torch.
+
+Each poolext.functional function calls ``cast_input(<aten op>, input)`` first,
+naming the op its torch.nn.functional namesake calls: ``max_pool2d`` or
+``max_pool2d_with_indices``, ``avg_pool3d``, ``adaptive_avg_pool3d``,
+``max_unpool2d`` for ``max_unpool1d``, and so on.
 """
 
 import torch
