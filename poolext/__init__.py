@@ -3,6 +3,7 @@
     import poolext
     y = poolext.functional.max_pool2d(x, 3, stride=2, padding=1)
     pool = poolext.MaxPool2d(3, stride=2, padding=1)
+    model = poolext.convert(model)   # torch.nn pooling layers -> poolext's
 """
 
 import torch  # noqa: F401  (loads libtorch before the extension)
@@ -10,6 +11,7 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 from . import _C  # noqa: F401  (registers torch.ops.poolext.*)
 from . import _fake  # noqa: F401  (fake kernels for torch.compile)
 from . import functional
+from ._convert import convert
 from .modules import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
                       AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
                       MaxPool1d, MaxPool2d, MaxPool3d)
@@ -32,6 +34,7 @@ __all__ = [
     "AdaptiveAvgPool3d",
     "cuda_kernels_built",
     "cpu_isa",
+    "convert",
 ]
 
 

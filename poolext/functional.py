@@ -3,6 +3,7 @@
 import torch
 
 from . import _args
+from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 
 __all__ = [
@@ -43,6 +44,8 @@ def _lift_1d(input, rank, args_1d):
 
 def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     _check_input(op, input)
+    # autocast: the aten op torch.nn.functional calls decides (see _autocast.py)
+    input = cast_input(op + "_with_indices" if return_indices else op, input)
     k = _args.expand(op, "kernel_size", kernel_size, rank)
     s = _args.expand(op, "stride", stride, rank, allow_none=True) or k
     p = _args.expand(op, "padding", padding, rank)
@@ -75,6 +78,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
 def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     _check_input(op, input)
+    input = cast_input(op, input)  # autocast, as torch's aten::avg_pool{1,2,3}d
     k = _args.expand(op, "kernel_size", kernel_size, rank)
     s = _args.expand(op, "stride", stride, rank, allow_none=True) or k
     p = _args.expand(op, "padding", padding, rank)
@@ -187,6 +191,7 @@ def _even_kernel(input, rank, out):
 
 def _adaptive_max_pool(op, rank, input, output_size, return_indices):
     _check_input(op, input)
+    input = cast_input(op, input)  # autocast, as torch's aten::adaptive_max_pool{1,2,3}d
     out = _args.adaptive_output_size(op, rank, output_size, input.shape)
     input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, out, True)
     training = torch.is_grad_enabled() and input.requires_grad
@@ -248,6 +253,8 @@ def _global_avg(op, rank, input):
 
 def _adaptive_avg_pool(op, rank, input, output_size):
     _check_input(op, input)
+    # autocast, as torch's aten op (1d pools through aten::adaptive_avg_pool2d)
+    input = cast_input("adaptive_avg_pool2d" if rank == 1 else op, input)
     out = _args.adaptive_output_size(op, rank, output_size, input.shape, check_rank=False)
     if all(S == 1 for S in out) and (rank > 1 or input.dim() in (2, 3)):
         return _global_avg(op, rank, input)

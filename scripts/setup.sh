@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh machine: a virtual environment in .venv with
-# torch and the build/test tools, then builds poolext into it (editable).
+# torch, the build/test tools and the demo's scikit-learn and matplotlib, then
+# builds poolext into it (editable).
 # CUDA kernels are built when a CUDA toolkit and a CUDA torch are present
 # (POOLEXT_CUDA=1 forces, POOLEXT_CUDA=0 skips).  Sourced by test.sh/bench.sh.
 set -euo pipefail
@@ -10,10 +11,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv" >&2
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy, sklearn, matplotlib" 2>/dev/null; then
   echo "== installing torch and tools" >&2
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q "torch>=2.4" ninja pybind11 pytest hypothesis numpy
+  .venv/bin/python -m pip install -q "torch>=2.4" ninja pybind11 pytest hypothesis numpy \
+    scikit-learn matplotlib
 fi
 echo "== building poolext" >&2
 MAX_JOBS=${MAX_JOBS:-$(nproc)} .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e .
