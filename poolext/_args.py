@@ -144,8 +144,18 @@ def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_
 
 
 def is_channels_last(x, rank):
-    """Whether x is pooled in channels_last layout, as torch decides it."""
-    return rank >= 2 and x.dim() == rank + 2 and suggest_memory_format(x) != torch.contiguous_format
+    """Whether x is pooled in channels_last layout, as torch decides it
+    (Tensor.suggest_memory_format)."""
+    if rank < 2 or x.dim() != rank + 2:
+        return False
+    cl = torch.channels_last if rank == 2 else torch.channels_last_3d
+    # The common unambiguous cases with two C-level checks; the rest (views,
+    # tensors dense in both layouts) as torch decides them.
+    if all(n > 1 for n in x.shape):
+        contiguous, channels_last = x.is_contiguous(), x.is_contiguous(memory_format=cl)
+        if contiguous != channels_last:
+            return channels_last
+    return suggest_memory_format(x) != torch.contiguous_format
 
 
 def memory_format(rank, channels_last):
