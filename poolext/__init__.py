@@ -10,7 +10,8 @@ import torch  # noqa: F401  (loads libtorch before the extension)
 from . import _C  # noqa: F401  (registers torch.ops.poolext.*)
 from . import _fake  # noqa: F401  (fake kernels for torch.compile)
 from . import functional
-from .modules import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d
+from .modules import (AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d,
+                      MaxUnpool1d, MaxUnpool2d, MaxUnpool3d)
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,9 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2d",
     "AvgPool3d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "MaxUnpool3d",
     "cuda_kernels_built",
     "cpu_isa",
 ]
@@ -34,7 +38,8 @@ def cpu_isa():
 
 def cuda_kernels_built():
     """Whether this build registered CUDA kernels for every poolext op."""
-    names = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward"]
+    names = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward",
+             "max_unpool", "max_unpool_backward"]
     return all(
         torch._C._dispatch_has_kernel_for_dispatch_key(f"poolext::{n}", "CUDA") for n in names
     )

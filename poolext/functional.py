@@ -4,6 +4,7 @@ import torch
 
 from . import _args
 from ._autograd import AvgPool, MaxPool
+from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
 
 __all__ = [
     "max_pool1d",
@@ -12,6 +13,9 @@ __all__ = [
     "avg_pool1d",
     "avg_pool2d",
     "avg_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
 ]
 
 _ops = torch.ops.poolext
