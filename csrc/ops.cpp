@@ -60,5 +60,15 @@ TORCH_LIBRARY(poolext, m) {
   m.def(
       "adaptive_avg_pool_backward(Tensor grad_output, SymInt[] input_size, int[] output_size, "
       "bool channels_last) -> Tensor");
+  // Max unpooling: zeros of shape (N, C, *output_size) with
+  // out[n, c].flat[indices[n, c, i]] = self[n, c, i] (the last duplicate wins
+  // on CPU).  indices: torch-style int64 plane indices shaped like self; one
+  // outside [0, prod(output_size)) raises.  The backward is the gather
+  // grad_input[n, c, i] = grad_output[n, c].flat[indices[n, c, i]], and each
+  // is the other's adjoint.
+  m.def("max_unpool(Tensor self, Tensor indices, SymInt[] output_size, bool channels_last) -> Tensor");
+  m.def(
+      "max_unpool_backward(Tensor grad_output, Tensor indices, SymInt[] output_size, "
+      "bool channels_last) -> Tensor");
 }
 

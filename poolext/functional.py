@@ -5,6 +5,7 @@ import torch
 from . import _args
 from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
 
 __all__ = [
     "max_pool1d",
@@ -19,6 +20,9 @@ __all__ = [
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
 ]
 
 _ops = torch.ops.poolext

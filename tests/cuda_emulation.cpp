@@ -9,6 +9,7 @@
 #include <random>
 
 #include "cuda/impl.h"
+#include "cuda/unpool.h"
 
 namespace {
 
@@ -68,6 +69,17 @@ at::Tensor avg_pool_backward(const at::Tensor& grad_output, c10::SymIntArrayRef 
                                                divisor_override, channels_last);
 }
 
+at::Tensor max_unpool(const at::Tensor& self, const at::Tensor& indices,
+                      c10::SymIntArrayRef output_size, bool channels_last) {
+  return poolext::cuda::max_unpool_impl(HostRunner(), self, indices, output_size, channels_last);
+}
+
+at::Tensor max_unpool_backward(const at::Tensor& grad_output, const at::Tensor& indices,
+                               c10::SymIntArrayRef output_size, bool channels_last) {
+  return poolext::cuda::max_unpool_backward_impl(HostRunner(), grad_output, indices, output_size,
+                                                 channels_last);
+}
+
 // Number of (n, d) pairs, edge cases and `count` random ones, where FastDiv
 // (the int32 fast path's divider) differs from integer division.
 int64_t fastdiv_mismatches(int64_t seed, int64_t count) {
@@ -108,4 +120,9 @@ TORCH_LIBRARY(poolext_emulated, m) {
   m.def("max_pool_gather", &max_pool_gather);
   m.def("avg_pool", &avg_pool);
   m.def("avg_pool_backward", &avg_pool_backward);
+  m.def("max_unpool(Tensor self, Tensor indices, SymInt[] output_size, bool channels_last) -> Tensor",
+        &max_unpool);
+  m.def("max_unpool_backward(Tensor grad_output, Tensor indices, SymInt[] output_size, "
+        "bool channels_last) -> Tensor",
+        &max_unpool_backward);
 }

@@ -11,7 +11,8 @@ import torch
 
 import poolext
 
-OPS = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward"]
+OPS = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward",
+       "max_unpool", "max_unpool_backward"]
 
 expect_cuda = pytest.mark.skipif(os.environ.get("POOLEXT_EXPECT_CUDA") != "1",
                                  reason="set POOLEXT_EXPECT_CUDA=1 to require a CUDA build")
