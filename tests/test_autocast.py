@@ -63,9 +63,8 @@ def _func_cases():
 
 
 def need(module, name):
-    """Skip when poolext does not have ``name`` yet (adaptive pooling, unpooling)."""
-    if not hasattr(module, name):
-        pytest.skip(f"{module.__name__} has no {name} yet")
+    """poolext has ``name`` (every torch.nn.functional pooling function has a twin)."""
+    assert hasattr(module, name), f"{module.__name__} has no {name}"
 
 
 def assert_same(name, ours, theirs, exact):

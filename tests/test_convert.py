@@ -3,8 +3,7 @@
 The converted model must be the same model: same structure, repr, state_dict
 keys, attributes, training flags and hooks; the same outputs and parameter
 gradients (max pooling bit for bit, average pooling within rounding); and it
-must survive deepcopy and pickling.  Layer types poolext does not have yet
-(adaptive pooling, unpooling) are skipped by name until poolext.modules has them.
+must survive deepcopy and pickling.
 """
 
 import copy
@@ -22,10 +21,14 @@ from poolext._convert import POOLING_NAMES
 
 
 def need(*names):
-    """Skip unless poolext.modules defines every one of ``names``."""
+    """poolext.modules defines every one of ``names`` (every torch.nn pooling layer has a twin)."""
     missing = [n for n in names if not hasattr(PM, n)]
-    if missing:
-        pytest.skip(f"poolext.modules has no {', '.join(missing)} yet")
+    assert not missing, f"poolext.modules has no {', '.join(missing)}"
+
+
+def test_every_pooling_layer_has_a_twin():
+    from poolext._convert import twins
+    assert len(twins()) == len(POOLING_NAMES) == 15
 
 
 # One layer of each kind: (constructor args, kwargs, input shape).
