@@ -262,3 +262,31 @@ def test_global_windows(kind, dtype, seed):
     x2 = x.detach().clone().requires_grad_()
     theirs(x2, **kw).backward(g)
     torch.testing.assert_close(gi, x2.grad, equal_nan=True, **grad_tolerance(dtype))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.parametrize("seed", range(3))
+def test_max_backward_exact_tiling(rank, channels_last, dtype, k, seed):
+    """Windows that tile the input (kernel == stride, sizes multiples of it) take their own
+    backward path: the same bits as torch's, ties, NaN and -0.0 gradients included."""
+    if channels_last and rank == 1:
+        pytest.skip("no channels_last for 1d")
+    rng = rng_for("tiling", rank, channels_last, str(dtype), k, seed)
+    # Rows of 1 to 19 windows: the vector path takes eight at a time, then the rest.
+    shape = [2, 5] + [k * rng.randint(1, 4) for _ in range(rank - 1)] + [k * rng.choice(
+        [1, 3, 8, 11, 16, 19])]
+    x = random_values(rng, shape, dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last if rank == 2 else torch.channels_last_3d)
+    ours, theirs = op_pair("max", rank)
+    x1, x2 = x.detach().requires_grad_(), x.detach().contiguous().requires_grad_()
+    y1, y2 = ours(x1, k), theirs(x2, k)
+    g = torch.randn(y2.shape).to(dtype)
+    g.view(-1)[::7] = -0.0
+    y1.backward(g)
+    y2.backward(g)
+    assert_bit_equal(x1.grad, x2.grad)
+    assert same_memory_format(x1.grad, x) or x.numel() == 0

@@ -604,6 +604,156 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
   }
 }
 
+// Max pooling backward when the windows tile the input exactly (kernel ==
+// stride, no padding or dilation, every input size a multiple of its
+// kernel): each input element lies in exactly one window, so walking the
+// windows gives every grad_input element the sum the gather forms: 0 +
+// grad_output where its window chose it, 0 elsewhere.  No two windows write
+// the same element: deterministic and without atomics like the gather, but
+// with no cover tables or per-element window search.
+inline bool windows_tile_input(const Geometry& g) {
+  for (const Dim& dm : g.dim) {
+    if (dm.k != dm.s || dm.p != 0 || dm.d != 1 || dm.in != dm.out * dm.k) return false;
+  }
+  return true;
+}
+
+// Calls f(r, n_or_plane, od, oh) for output rows r in [r0, r1) of a
+// problem with OD x OH rows per plane, counting instead of dividing.
+template <typename F>
+inline void for_output_rows(int64_t r0, int64_t r1, int64_t OD, int64_t OH, F&& f) {
+  int64_t oh = r0 % OH, od = (r0 / OH) % OD, plane = r0 / (OH * OD);
+  for (int64_t r = r0; r < r1; ++r) {
+    f(r, plane, od, oh);
+    if (++oh == OH) {
+      oh = 0;
+      if (++od == OD) {
+        od = 0;
+        ++plane;
+      }
+    }
+  }
+}
+
+// One input row of a tiling, contiguous layout: the K-wide pieces of it that
+// the windows of one output row cover, in order.  a/gr: the argmax and
+// grad_output of that output row; the row's columns are taps t0 .. t0+K-1.
+template <int KW, typename scalar_t, typename arg_t>
+inline void tile_row(scalar_t* __restrict__ row, const arg_t* __restrict__ a,
+                     const scalar_t* __restrict__ gr, int64_t OW, int64_t kw, int64_t t0) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t K = KW > 0 ? KW : kw;
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const acc_t gv = acc_t(0) + static_cast<acc_t>(gr[ow]);
+    const int64_t won = static_cast<int64_t>(a[ow]) - t0;  // the winning column, if in this row
+    for (int64_t jw = 0; jw < K; ++jw) {
+      row[ow * K + jw] = static_cast<scalar_t>(won == jw ? gv : acc_t(0));
+    }
+  }
+}
+
+// tile_row for 2-wide windows, eight windows (sixteen elements) at a time in
+// vector lanes: each window's gradient goes to lane 0 or 1 of its pair.
+template <typename scalar_t, typename arg_t>
+inline void tile_row2(scalar_t* row, const arg_t* a, const scalar_t* gr, int64_t OW, int64_t t0) {
+  using acc_t = at::opmath_type<scalar_t>;
+  int64_t ow = 0;
+  if constexpr (Lanes8<acc_t>::ok) {
+    using V = typename Lanes8<acc_t>::V;
+    using T = typename Lanes8<acc_t>::T;
+    const auto ta = static_cast<arg_t>(t0), tb = static_cast<arg_t>(t0 + 1);
+    auto eight = [&](scalar_t* dst, const arg_t* aa, const scalar_t* gg) {
+      const V x = V{} + load8<V, acc_t>(gg);
+      const V s0 = arg_eq8<T>(aa, ta) ? x : V{};
+      const V s1 = arg_eq8<T>(aa, tb) ? x : V{};
+      store8(dst, V(__builtin_shufflevector(s0, s1, 0, 8, 1, 9, 2, 10, 3, 11)));
+      store8(dst + 8, V(__builtin_shufflevector(s0, s1, 4, 12, 5, 13, 6, 14, 7, 15)));
+    };
+    for (; ow + 8 <= OW; ow += 8) eight(row + 2 * ow, a + ow, gr + ow);
+    if (ow < OW && OW >= 8) {  // the last windows: the last eight again (same values)
+      eight(row + 2 * (OW - 8), a + OW - 8, gr + OW - 8);
+    } else if (const int64_t rest = OW - ow) {  // fewer than eight: through padded copies
+      arg_t abuf[8];
+      scalar_t gbuf[8] = {}, obuf[16];
+      std::fill(abuf, abuf + 8, static_cast<arg_t>(ta + 2));  // a tap neither column has
+      std::copy(a + ow, a + OW, abuf);
+      std::copy(gr + ow, gr + OW, gbuf);
+      eight(obuf, abuf, gbuf);
+      std::copy(obuf, obuf + 2 * rest, row + 2 * ow);
+    }
+    return;
+  }
+  tile_row<2>(row, a, gr, OW, 2, t0);
+}
+
+template <typename scalar_t, typename arg_t>
+void max_backward_tiles(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
+                        const Geometry& g) {
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t orows = g.N * g.C * D.out * H.out;  // output rows (plane, od, oh)
+  at::parallel_for(0, orows, grain_for(D.k * H.k * W.in + 16), [&](int64_t r0, int64_t r1) {
+    for_output_rows(r0, r1, D.out, H.out, [&](int64_t r, int64_t plane, int64_t od, int64_t oh) {
+      const arg_t* a = am + r * W.out;
+      const scalar_t* gr = go + r * W.out;
+      for (int64_t jd = 0; jd < D.k; ++jd) {
+        for (int64_t jh = 0; jh < H.k; ++jh) {
+          const int64_t id = od * D.k + jd, ih = oh * H.k + jh;
+          scalar_t* row = grad_in + ((plane * D.in + id) * H.in + ih) * W.in;
+          const int64_t t0 = (jd * H.k + jh) * W.k;
+          switch (W.k) {
+            case 1: tile_row<1>(row, a, gr, W.out, 1, t0); break;
+            case 2: tile_row2(row, a, gr, W.out, t0); break;
+            case 3: tile_row<3>(row, a, gr, W.out, 3, t0); break;
+            case 4: tile_row<4>(row, a, gr, W.out, 4, t0); break;
+            default: tile_row<0>(row, a, gr, W.out, W.k, t0); break;
+          }
+        }
+      }
+    });
+  });
+}
+
+// The same for channels_last: each window's taps, in memory order along W,
+// take their C channels from the window's C outputs, eight channels at a
+// time in vector lanes.
+template <typename scalar_t, typename arg_t>
+void max_backward_tiles_cl(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
+                           const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using V = typename Lanes8<acc_t>::V;
+  using T = typename Lanes8<acc_t>::T;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t C = g.C, C8 = C - C % 8;
+  const int64_t orows = g.N * D.out * H.out;  // output rows (n, od, oh)
+  at::parallel_for(0, orows, grain_for(D.k * H.k * W.in * C + 16), [&](int64_t r0, int64_t r1) {
+    for_output_rows(r0, r1, D.out, H.out, [&](int64_t r, int64_t n, int64_t od, int64_t oh) {
+      for (int64_t jd = 0; jd < D.k; ++jd) {
+        for (int64_t jh = 0; jh < H.k; ++jh) {
+          const int64_t id = od * D.k + jd, ih = oh * H.k + jh;
+          scalar_t* row = grad_in + ((n * D.in + id) * H.in + ih) * W.in * C;
+          const int64_t t0 = (jd * H.k + jh) * W.k;
+          for (int64_t ow = 0; ow < W.out; ++ow) {
+            const arg_t* a = am + (r * W.out + ow) * C;
+            const scalar_t* gr = go + (r * W.out + ow) * C;
+            for (int64_t jw = 0; jw < W.k; ++jw) {
+              scalar_t* dst = row + (ow * W.k + jw) * C;
+              const auto t = static_cast<arg_t>(t0 + jw);
+              for (int64_t c = 0; c < C8; c += 8) {
+                const V x = load8<V, acc_t>(gr + c);
+                store8(dst + c, V{} + (arg_eq8<T>(a + c, t) ? x : V{}));
+              }
+              for (int64_t c = C8; c < C; ++c) {
+                dst[c] = static_cast<scalar_t>(a[c] == t ? acc_t(0) + static_cast<acc_t>(gr[c])
+                                                         : acc_t(0));
+              }
+            }
+          }
+        }
+      }
+    });
+  });
+}
+
 // Contiguous backward when no two windows share an input element along any
 // dim (non-overlapping windows, global windows).  Each input element then has
 // at most one covering output and takes 0 + what that output sends it (0 if

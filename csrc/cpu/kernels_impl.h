@@ -61,6 +61,14 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
       const scalar_t* gop = go.const_data_ptr<scalar_t>();
       const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* gi = grad_input.data_ptr<scalar_t>();
+      if (windows_tile_input(g)) {
+        if (channels_last) {
+          max_backward_tiles_cl(gi, gop, am, g);
+          return;
+        }
+        max_backward_tiles(gi, gop, am, g);
+        return;
+      }
       if (!channels_last) {
         // Output ow sends its gradient to tap t only if t won its window.
         struct Policy {
