@@ -4,7 +4,9 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as TF
 
+import poolext.functional as PF
 from cases import (FLOAT_TYPES, INT_TYPES, assert_bit_equal, avg_tolerance, grad_tolerance,
                    op_pair, empty_windows, random_args, random_input, random_values, rng_for,
                    same_memory_format)
@@ -290,3 +292,25 @@ def test_max_backward_exact_tiling(rank, channels_last, dtype, k, seed):
     y2.backward(g)
     assert_bit_equal(x1.grad, x2.grad)
     assert same_memory_format(x1.grad, x) or x.numel() == 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_large_outputs(channels_last):
+    """Outputs and gradients of 4 MiB and more (whose pages poolext asks the kernel to back
+    with huge pages, csrc/cpu/memory.h) hold the same values as torch's."""
+    x = torch.randn(4, 32, 96, 96)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)):
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y1, i1 = PF.max_pool2d(x1, **kw, return_indices=True)
+        y2, i2 = TF.max_pool2d(x2, **kw, return_indices=True)
+        assert_bit_equal(y1, y2)
+        assert torch.equal(i1, i2)
+        g = torch.randn_like(y2)
+        y1.backward(g)
+        y2.backward(g)
+        torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-6, atol=1e-6)
+        assert x1.grad.nbytes >= 4 << 20
+        a1, a2 = PF.avg_pool2d(x, **kw), TF.avg_pool2d(x, **kw)
+        torch.testing.assert_close(a1, a2, rtol=1e-5, atol=1e-6)

@@ -6,6 +6,7 @@
 
 #include "../problem.h"
 #include "kernels.h"
+#include "memory.h"
 
 namespace poolext {
 namespace cpu {
@@ -23,6 +24,7 @@ at::Tensor avg_pool_cpu(const at::Tensor& self, at::IntArrayRef kernel_size, at:
                               " is not supported (floating point types and int64 are)");
   const auto mf = pb.memory_format();
   at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  advise_huge_pages(out);
   if (pb.out_numel() == 0) return out;
   const at::Tensor x = self.contiguous(mf);
   POOLEXT_CPU_KERNEL(avg_pool_fwd, x, out, pb.g, channels_last, count_include_pad,
@@ -41,6 +43,7 @@ at::Tensor avg_pool_backward_cpu(const at::Tensor& grad_output, c10::SymIntArray
   check_grad_output(op, pb, grad_output);
   const auto mf = pb.memory_format();
   at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  advise_huge_pages(grad_input);
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
   POOLEXT_CPU_KERNEL(avg_pool_bwd, go, grad_input, pb.g, channels_last, count_include_pad,

@@ -8,6 +8,7 @@
 
 #include "../problem.h"
 #include "kernels.h"
+#include "memory.h"
 
 namespace poolext {
 namespace cpu {
@@ -26,6 +27,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
   const auto mf = pb.memory_format();
   const at::Tensor x = self.contiguous(mf);
   at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  advise_huge_pages(out);
   const auto am_type = argmax_dtype(pb.g.kernel_volume());
   at::Tensor argmax = with_argmax
                           ? at::empty(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
@@ -33,6 +35,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
   at::Tensor indices = with_indices
                            ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
                            : none_like(self, at::kLong);
+  advise_huge_pages(argmax);
+  advise_huge_pages(indices);
   if (pb.out_numel() == 0) return {out, argmax, indices};
   POOLEXT_CPU_KERNEL(max_pool_fwd, x, out, argmax, indices, pb.g, channels_last, with_argmax,
                      with_indices);
@@ -51,6 +55,7 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_output, const at::Tensor
   check_argmax(op, pb, argmax);
   const auto mf = pb.memory_format();
   at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  advise_huge_pages(grad_input);
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
@@ -73,6 +78,7 @@ at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argma
                               ": source must be a floating point tensor, got ", source.scalar_type());
   const auto mf = pb.memory_format();
   at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
+  advise_huge_pages(out);
   if (pb.out_numel() == 0) return out;
   const at::Tensor src = source.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
