@@ -72,6 +72,21 @@ struct AdaptiveWindow {
 
 namespace adaptive {
 
+// Calls f(o, win) for every output o (flat in the plane) whose window covers
+// input position (d, h, w), in increasing output order.
+template <typename F>
+C10_HOST_DEVICE inline void for_each_cover(const AdaptiveGeometry& g, int64_t d, int64_t h,
+                                           int64_t w, F&& f) {
+  const AdaptiveDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  for (int64_t od = D.cover_lo(d); od < D.cover_hi(d); ++od) {
+    for (int64_t oh = H.cover_lo(h); oh < H.cover_hi(h); ++oh) {
+      for (int64_t ow = W.cover_lo(w); ow < W.cover_hi(w); ++ow) {
+        f((od * H.out + oh) * W.out + ow, AdaptiveWindow(g, od, oh, ow));
+      }
+    }
+  }
+}
+
 using cuda::load_tap;
 using cuda::origin;
 using cuda::Pos;
@@ -138,17 +153,12 @@ struct MaxBackward {
     const int64_t o0 = origin<CL>(p.base, p.c, g.out_plane(), g.C);
     const int64_t st = step<CL>(g.C);
     acc_t acc = 0;
-    for (int64_t od = D.cover_lo(p.d); od < D.cover_hi(p.d); ++od) {
-      for (int64_t oh = H.cover_lo(p.h); oh < H.cover_hi(p.h); ++oh) {
-        for (int64_t ow = W.cover_lo(p.w); ow < W.cover_hi(p.w); ++ow) {
-          const int64_t o = o0 + ((od * H.out + oh) * W.out + ow) * st;
-          const AdaptiveWindow win(g, od, oh, ow);
-          if (load_tap(argmax, argmax_width, o) == win.tap(p.d, p.h, p.w)) {
-            acc += static_cast<acc_t>(grad_out[o]);
-          }
-        }
+    for_each_cover(g, p.d, p.h, p.w, [&](int64_t sp, const AdaptiveWindow& win) {
+      const int64_t o = o0 + sp * st;
+      if (load_tap(argmax, argmax_width, o) == win.tap(p.d, p.h, p.w)) {
+        acc += static_cast<acc_t>(grad_out[o]);
       }
-    }
+    });
     grad_in[i] = static_cast<scalar_t>(acc);
   }
 };
@@ -226,15 +236,9 @@ struct AvgBackward {
     const int64_t o0 = origin<CL>(p.base, p.c, g.out_plane(), g.C);
     const int64_t st = step<CL>(g.C);
     acc_t acc = 0;
-    for (int64_t od = D.cover_lo(p.d); od < D.cover_hi(p.d); ++od) {
-      for (int64_t oh = H.cover_lo(p.h); oh < H.cover_hi(p.h); ++oh) {
-        for (int64_t ow = W.cover_lo(p.w); ow < W.cover_hi(p.w); ++ow) {
-          const int64_t o = o0 + ((od * H.out + oh) * W.out + ow) * st;
-          const AdaptiveWindow win(g, od, oh, ow);
-          acc += static_cast<acc_t>(grad_out[o]) / static_cast<acc_t>(win.volume());
-        }
-      }
-    }
+    for_each_cover(g, p.d, p.h, p.w, [&](int64_t sp, const AdaptiveWindow& win) {
+      acc += static_cast<acc_t>(grad_out[o0 + sp * st]) / static_cast<acc_t>(win.volume());
+    });
     grad_in[i] = static_cast<scalar_t>(acc);
   }
 };

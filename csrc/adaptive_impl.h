@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "adaptive.h"
+#include "cuda/impl.h"
 #include "problem.h"
 
 namespace poolext {
@@ -83,24 +84,6 @@ inline void check_floating(const char* op, const at::Tensor& t) {
                               t.scalar_type(), " is not supported (floating point types only)");
 }
 
-// Runs make(layout, index) over n elements (see cuda::run_elements).
-template <typename Runner, typename Make>
-void run_adaptive(const Runner& run, bool channels_last, int64_t n, int64_t max_numel,
-                  Make&& make) {
-  auto with_index = [&](auto index) {
-    if (channels_last) {
-      run(make(std::true_type{}, index), n);
-    } else {
-      run(make(std::false_type{}, index), n);
-    }
-  };
-  if (run.fits_int32(max_numel)) {
-    with_index(int32_t{});
-  } else {
-    with_index(int64_t{});
-  }
-}
-
 template <typename Runner>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_impl(
     const Runner& run, const at::Tensor& self, c10::IntArrayRef output_size, bool channels_last,
@@ -126,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_impl(
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     void* am = with_argmax ? argmax.mutable_data_ptr() : nullptr;
     int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
-    run_adaptive(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxForward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, in, o, am, width, idx};
@@ -175,7 +158,7 @@ at::Tensor adaptive_max_pool_backward_impl(const Runner& run, const at::Tensor& 
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     const void* amp = am.const_data_ptr();
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    run_adaptive(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    cuda::run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxBackward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, gop, amp, width, gi};
@@ -203,7 +186,7 @@ at::Tensor adaptive_max_pool_gather_impl(const Runner& run, const at::Tensor& so
     const scalar_t* s = src.const_data_ptr<scalar_t>();
     const void* amp = am.const_data_ptr();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    run_adaptive(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxGather<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, s, amp, width, o};
@@ -226,7 +209,7 @@ at::Tensor adaptive_avg_pool_impl(const Runner& run, const at::Tensor& self,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.adaptive", [&] {
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    run_adaptive(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::AvgForward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, in, o};
@@ -252,7 +235,7 @@ at::Tensor adaptive_avg_pool_backward_impl(const Runner& run, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.adaptive", [&] {
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    run_adaptive(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    cuda::run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::AvgBackward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, gop, gi};

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
 #include <c10/util/safe_numerics.h>
@@ -124,6 +125,43 @@ inline void check_indices(const char* op, c10::IntArrayRef sizes, const at::Tens
               ": indices must be an int64 tensor, got indices of dtype ", indices.scalar_type());
   TORCH_CHECK(indices.sizes() == sizes, op, ": indices of shape ", list_str(indices.sizes()),
               " do not match the input of shape ", list_str(sizes));
+}
+
+// The checked problem, output and inputs of max_unpool_backward on either
+// device; `done` when grad_input needs no kernel (empty input, or an empty
+// output, on which no input element depends: a zero gradient).
+struct UnpoolBackward {
+  Unpool u;
+  at::Tensor grad_input, go, ix;
+  bool done = false;
+};
+
+inline UnpoolBackward unpool_backward_setup(const char* op, const at::Tensor& grad_output,
+                                            const at::Tensor& indices,
+                                            c10::IntArrayRef output_size, bool channels_last) {
+  TORCH_CHECK(indices.scalar_type() == at::kLong, op,
+              ": indices must be an int64 tensor, got indices of dtype ", indices.scalar_type());
+  UnpoolBackward b;
+  b.u = make_unpool(op, indices.sizes(), output_size, channels_last);
+  const Unpool& u = b.u;
+  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(u.out_shape), op,
+              ": grad_output has shape ", list_str(grad_output.sizes()), ", expected ",
+              list_str(u.out_shape));
+  TORCH_CHECK_NOT_IMPLEMENTED(unpool_float_type(grad_output.scalar_type()), op,
+                              ": grad_output must be a floating point tensor, got ",
+                              grad_output.scalar_type());
+  const auto mf = u.memory_format();
+  b.grad_input = at::empty(u.in_shape, grad_output.options().memory_format(mf));
+  if (u.in_numel() == 0) {
+    b.done = true;
+  } else if (u.out_plane == 0) {
+    b.grad_input.zero_();
+    b.done = true;
+  } else {
+    b.go = grad_output.contiguous(mf);
+    b.ix = indices.contiguous(mf);
+  }
+  return b;
 }
 
 // The error for logical input element pos, whose index `value` is outside

@@ -194,23 +194,11 @@ at::Tensor max_unpool_backward_cpu(const at::Tensor& grad_output, const at::Tens
   const auto output_size = C10_AS_INTARRAYREF_SLOW(output_size_sym);
   TORCH_CHECK(indices.device() == grad_output.device(), op, ": indices are on ",
               indices.device(), " but grad_output is on ", grad_output.device());
-  TORCH_CHECK(indices.scalar_type() == at::kLong, op,
-              ": indices must be an int64 tensor, got indices of dtype ", indices.scalar_type());
-  const Unpool u = make_unpool(op, indices.sizes(), output_size, channels_last);
-  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(u.out_shape), op,
-              ": grad_output has shape ", list_str(grad_output.sizes()), ", expected ",
-              list_str(u.out_shape));
-  TORCH_CHECK_NOT_IMPLEMENTED(unpool_float_type(grad_output.scalar_type()), op,
-                              ": grad_output must be a floating point tensor, got ",
-                              grad_output.scalar_type());
-  const auto mf = u.memory_format();
-  at::Tensor grad_input = at::empty(u.in_shape, grad_output.options().memory_format(mf));
-  if (u.in_numel() == 0) return grad_input;
-  // An empty output depends on no input element (the forward never looked at
-  // the indices): the gradient is zero.
-  if (u.out_plane == 0) return grad_input.zero_();
-  const at::Tensor go = grad_output.contiguous(mf);
-  const at::Tensor ix = indices.contiguous(mf);
+  UnpoolBackward b = unpool_backward_setup(op, grad_output, indices, output_size, channels_last);
+  if (b.done) return b.grad_input;
+  const Unpool& u = b.u;
+  const at::Tensor &go = b.go, &ix = b.ix;
+  at::Tensor& grad_input = b.grad_input;
   FirstBad bad;
   dispatch_width(go.element_size(), [&](auto tag) {
     using T = decltype(tag);
