@@ -4,9 +4,9 @@ from torch import nn
 
 __all__ = ["convert"]
 
-# The torch.nn pooling layers that poolext can stand in for.  Each is looked up
-# by name in poolext.modules when convert runs, so a layer is converted as soon
-# as poolext has its twin; one without a twin yet is left as it is.
+# The torch.nn pooling layers that poolext stands in for, each looked up by
+# name in poolext.modules when convert runs (tests/test_convert.py checks that
+# all fifteen have a twin).
 POOLING_NAMES = tuple(
     f"{kind}{rank}d"
     for kind in ("MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "MaxUnpool")

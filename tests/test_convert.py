@@ -315,7 +315,7 @@ def test_every_twin_subclasses_its_torch_class():
                 f"{name} must keep torch's constructor for convert to copy its state"
 
 
-# Models with adaptive pooling and unpooling: run once poolext has those layers.
+# Models with adaptive pooling and unpooling.
 
 ADAPTIVE = ["AdaptiveMaxPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveAvgPool1d",
             "AdaptiveMaxPool3d", "AdaptiveAvgPool3d"]
