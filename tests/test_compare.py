@@ -222,6 +222,45 @@ def test_channels_last_conversions_exhaustive(dtype):
         assert_bit_equal(gi_l, gi_c)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_max_nan_bits_exhaustive(dtype, kernel_size, rank):
+    """Max pooling's values bit for bit, NaN payloads included, over every
+    16-bit pattern: torch's plain 1d path returns the winning element itself;
+    its other paths narrow a float result, half as F16C does (payload kept),
+    bfloat16 to the canonical NaN.  One exception is left to value equality:
+    torch's bfloat16 channels_last kernel writes NaN as 0xFFFF in the channels
+    its vector loop covers and 0x7FC0 in the rest."""
+    bits = torch.arange(-(2 ** 15), 2 ** 15, dtype=torch.int32).to(torch.int16)
+    x = bits.view(dtype)[torch.randperm(2 ** 16, generator=torch.Generator().manual_seed(5))]
+    x = x.reshape(4, 16, 1024) if rank == 1 else x.reshape(1, 16, 64, 64)
+    ours, theirs = op_pair("max", rank)
+    kws = [dict(kernel_size=kernel_size), dict(kernel_size=kernel_size, return_indices=True)]
+    if kernel_size > 1:
+        kws.append(dict(kernel_size=kernel_size, stride=1, padding=kernel_size // 2))
+    layouts = [x, x.transpose(-1, -2).contiguous().transpose(-1, -2)]
+    if rank == 2:
+        layouts.append(x.contiguous(memory_format=torch.channels_last))
+    for kw in kws:
+        for i, xx in enumerate(layouts):
+            for training in (False, True):
+                xg = xx.detach().clone().requires_grad_(training)
+                a, b = ours(xg, **kw), theirs(xg, **kw)
+                if kw.get("return_indices"):
+                    assert torch.equal(a[1], b[1])
+                    a, b = a[0], b[0]
+                a, b = a.detach(), b.detach()
+                # channels_last: the 2d one, and the 1d transposed input that
+                # torch's indices/training path lifts to it
+                cl = i == 2 or (rank == 1 and i == 1 and (training or kw.get("return_indices")))
+                if dtype == torch.bfloat16 and cl:
+                    assert_bit_equal(a, b)
+                else:
+                    assert torch.equal(a.contiguous().view(torch.int16),
+                                       b.contiguous().view(torch.int16)), (kw, i, training)
+
+
 @pytest.mark.parametrize("seed", range(int(os.environ.get("POOLEXT_TEST_SEEDS", "40")) // 4 + 1))
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("dtype", FLOAT_TYPES, ids=str)

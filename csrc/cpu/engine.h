@@ -153,6 +153,14 @@ inline H8 f_to_half(F8 f) {
 }
 }  // namespace lanes
 
+// A float NaN narrowed to half as F16C's vcvtps2ph does (and so torch's
+// CPU kernels on x86 with AVX2): sign, quiet bit and the top ten payload bits.
+inline uint16_t half_nan_bits(float f) {
+  uint32_t w;
+  std::memcpy(&w, &f, sizeof(w));
+  return static_cast<uint16_t>(((w >> 16) & 0x8000u) | 0x7E00u | ((w >> 13) & 0x3FFu));
+}
+
 template <typename scalar_t>
 constexpr bool is_half_type =
     std::is_same<scalar_t, at::BFloat16>::value || std::is_same<scalar_t, at::Half>::value;

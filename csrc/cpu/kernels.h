@@ -12,7 +12,8 @@ namespace cpu {
 #define POOLEXT_CPU_DECLARE(ISA)                                                                  \
   namespace ISA {                                                                                 \
   void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::Tensor& indices, \
-                    const Geometry& g, bool channels_last, bool with_argmax, bool with_indices);  \
+                    const Geometry& g, bool channels_last, bool with_argmax, bool with_indices,   \
+                    bool keep_nan_bits);                                                          \
   void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_input,          \
                     const Geometry& g, bool channels_last);                                       \
   void max_pool_gather(const at::Tensor& src, const at::Tensor& amc, at::Tensor& out,             \

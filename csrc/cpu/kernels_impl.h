@@ -16,7 +16,8 @@ namespace POOLEXT_CPU_ISA {
 #include "engine.h"
 
 void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::Tensor& indices,
-                  const Geometry& g, bool channels_last, bool with_argmax, bool with_indices) {
+                  const Geometry& g, bool channels_last, bool with_argmax, bool with_indices,
+                  bool keep_nan_bits) {
   const auto am_type = argmax_dtype(g.kernel_volume());
   AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "poolext.max_pool", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -26,9 +27,31 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
       scalar_t* o = out.data_ptr<scalar_t>();
       arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
       int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
+      const int64_t OP = g.out_plane(), IP = g.in_plane();
       auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
                         int64_t oh, int64_t ow, int64_t ow_step, int64_t es) {
         store_n(o + e, v, n, es);
+        // A NaN result in a 16-bit type comes out as torch's kernels give it:
+        // the winning input element itself on torch's plain 1d path, else
+        // the float result narrowed (bfloat16: the canonical NaN, as
+        // store_n gives; half: F16C's narrowing, which keeps the payload).
+        if constexpr (is_half_type<scalar_t>) {
+          if (keep_nan_bits || std::is_same<scalar_t, at::Half>::value) {
+            for (int64_t i = 0; i < n; ++i) {
+              if (v[i] == v[i]) continue;
+              const int64_t ei = e + i * es;
+              if (!keep_nan_bits) {
+                if constexpr (std::is_same<scalar_t, at::Half>::value) {
+                  o[ei] = at::Half(half_nan_bits(v[i]), at::Half::from_bits());
+                }
+                continue;
+              }
+              const int64_t pi = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+              o[ei] = channels_last ? in[((ei / (g.C * OP)) * IP + pi) * g.C + ei % g.C]
+                                    : in[(ei / OP) * IP + pi];
+            }
+          }
+        }
         if (am) {
           arg_t* __restrict__ ad = am + e;  // a byte store may alias anything else
           if (es == 1) {

@@ -38,8 +38,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
   advise_huge_pages(argmax);
   advise_huge_pages(indices);
   if (pb.out_numel() == 0) return {out, argmax, indices};
+  // torch's plain 1d max pooling (no indices, no grad) returns the winning
+  // element itself, so a NaN keeps its bits; every other path rounds the
+  // float result, which makes any half-type NaN the canonical one.
+  const bool keep_nan_bits = pb.rank == 1 && !with_argmax && !with_indices;
   POOLEXT_CPU_KERNEL(max_pool_fwd, x, out, argmax, indices, pb.g, channels_last, with_argmax,
-                     with_indices);
+                     with_indices, keep_nan_bits);
   return {out, argmax, indices};
 }
 
