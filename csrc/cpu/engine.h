@@ -255,6 +255,55 @@ struct TapRanges {
   }
 };
 
+// Lane shuffles of eight 32-bit lanes by constant indices (0-7 name a's
+// lanes, 8-15 b's).
+#if defined(__clang__)
+#define POOLEXT_SHUF2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define POOLEXT_SHUF1(a, ...) __builtin_shufflevector(a, a, __VA_ARGS__)
+#else
+#define POOLEXT_SHUF2(a, b, ...) __builtin_shuffle(a, b, lanes::I8{__VA_ARGS__})
+#define POOLEXT_SHUF1(a, ...) __builtin_shuffle(a, lanes::I8{__VA_ARGS__})
+#endif
+
+// Max over windows that tile a row (kernel == stride == S along W, S = 2 or
+// 4, no dilation): eight windows from the 8*S consecutive elements at p, as
+// a tree of pairwise steps.  Each step takes the later half when max_takes
+// it over the earlier, so the tree gives the sequential fold's value and tap
+// (ties keep the first maximum, the last NaN wins).  tw: each window's
+// winning tap along W.
+template <int S, typename scalar_t>
+inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
+  using lanes::F8;
+  using lanes::I8;
+  auto pairs = [](F8 a, F8 b, I8 ta, I8 tb, int32_t half, F8& m, I8& t) {
+    // lanes [a0 a2 b0 b2 | a4 a6 b4 b6] against [a1 a3 b1 b3 | a5 a7 b5 b7]
+    const F8 e = POOLEXT_SHUF2(a, b, 0, 2, 8, 10, 4, 6, 12, 14);
+    const F8 o = POOLEXT_SHUF2(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
+    const I8 te = POOLEXT_SHUF2(ta, tb, 0, 2, 8, 10, 4, 6, 12, 14);
+    const I8 to = POOLEXT_SHUF2(ta, tb, 1, 3, 9, 11, 5, 7, 13, 15) + half;
+    const I8 take = (o > e) | (o != o);
+    m = take ? o : e;
+    t = take ? to : te;
+  };
+  const F8 a = load8<F8, float>(p), b = load8<F8, float>(p + 8);
+  F8 m1;
+  I8 t1;
+  pairs(a, b, I8{}, I8{}, 1, m1, t1);  // [p0 p1 p4 p5 | p2 p3 p6 p7], p = pair
+  if constexpr (S == 2) {
+    v = POOLEXT_SHUF1(m1, 0, 1, 4, 5, 2, 3, 6, 7);
+    tw = POOLEXT_SHUF1(t1, 0, 1, 4, 5, 2, 3, 6, 7);
+  } else {
+    static_assert(S == 4, "pairs of pairs");
+    const F8 c = load8<F8, float>(p + 16), d = load8<F8, float>(p + 24);
+    F8 m2, m;
+    I8 t2, t;
+    pairs(c, d, I8{}, I8{}, 1, m2, t2);
+    pairs(m1, m2, t1, t2, 2, m, t);  // [g0 g2 g4 g6 | g1 g3 g5 g7], g = group of 4
+    v = POOLEXT_SHUF1(m, 0, 4, 1, 5, 2, 6, 3, 7);
+    tw = POOLEXT_SHUF1(t, 0, 4, 1, 5, 2, 6, 3, 7);
+  }
+}
+
 // Both forward engines hand results over in runs:
 //   finish(e, n, v, t, od, oh, ow, ow_step, es)
 // covers outputs e, e+es, ..., e+(n-1)*es of the output tensor (flat, in its
@@ -310,14 +359,82 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
     for (int64_t ow = 0; ow < owa; ++ow) border(ow);
     for (int64_t ow0 = owa; ow0 < owb; ow0 += kChunk) {
       const int64_t n = std::min(kChunk, owb - ow0);
-      fold_init<R>(vbuf, tbuf, n, static_cast<int32_t>(g.first_tap(od, oh, ow0)));
-      for (int64_t jd = jd0; jd < jd1; ++jd) {
-        for (int64_t jh = jh0; jh < jh1; ++jh) {
-          const scalar_t* row =
-              in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
-          for (int64_t jw = 0; jw < W.k; ++jw) {
-            fold_tap<R, S>(vbuf, tbuf, row + W.start(ow0) + jw * W.d, W.s, n,
-                           static_cast<int32_t>(g.tap(jd, jh, jw)));
+      const auto tap0 = static_cast<int32_t>(g.first_tap(od, oh, ow0));
+      int64_t i = 0;  // outputs [ow0, ow0 + i) done in registers
+      if constexpr ((S == 1 || S == 2 || S == 4) && std::is_same<acc_t, float>::value) {
+        // Eight windows in the lanes of one register across all their taps
+        // (no buffer round trip per tap).  Stride 2 takes every other element
+        // of 15 loaded ones, which leaves the lanes as outputs
+        // [0 1 4 5 | 2 3 6 7], put back in order at the end.  Loads stay
+        // inside the eight windows, so a last partial group is done as the
+        // eight windows ending at the chunk's end (recomputing a few).
+        const bool tiles = W.k == S && W.d == 1 && IsMax<R>::value;  // max_tiles8
+        if ((S != 4 || tiles) && n >= 8) {
+          auto group = [&](int64_t i0) {
+            lanes::F8 v = lanes::F8{} + (IsMax<R>::value ? lowest<float>() : 0.f);
+            lanes::I8 t = lanes::I8{} + tap0;
+            for (int64_t jd = jd0; jd < jd1; ++jd) {
+              for (int64_t jh = jh0; jh < jh1; ++jh) {
+                const scalar_t* p =
+                    in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
+                    W.start(ow0 + i0);
+                const auto tb = static_cast<int32_t>(g.tap(jd, jh, 0));
+                if constexpr (S != 1 && IsMax<R>::value) {
+                  if (tiles) {
+                    lanes::F8 x;
+                    lanes::I8 tw;
+                    max_tiles8<S>(p, x, tw);
+                    const lanes::I8 take = (x > v) | (x != x);
+                    v = take ? x : v;
+                    t = take ? tw + tb : t;
+                    continue;
+                  }
+                }
+                if constexpr (S != 4) {
+                  for (int64_t jw = 0; jw < W.k; ++jw) {
+                    const scalar_t* q = p + jw * W.d;
+                    lanes::F8 x = load8<lanes::F8, float>(q);
+                    if constexpr (S == 2) {
+                      const lanes::F8 x2 = load8<lanes::F8, float>(q + 7);
+                      x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
+                    }
+                    if constexpr (IsMax<R>::value) {
+                      const lanes::I8 take = (x > v) | (x != x);
+                      v = take ? x : v;
+                      t = take ? lanes::I8{} + (tb + static_cast<int32_t>(jw)) : t;
+                    } else {
+                      v += x;
+                    }
+                  }
+                }
+              }
+            }
+            if constexpr (S == 2) {
+              if (!tiles) {
+                v = POOLEXT_SHUF1(v, 0, 1, 4, 5, 2, 3, 6, 7);
+                t = POOLEXT_SHUF1(t, 0, 1, 4, 5, 2, 3, 6, 7);
+              }
+            }
+            std::memcpy(vbuf + i0, &v, sizeof(v));
+            std::memcpy(tbuf + i0, &t, sizeof(t));
+          };
+          for (; i + 8 <= n; i += 8) group(i);
+          if (i < n) {
+            group(n - 8);
+            i = n;
+          }
+        }
+      }
+      if (i < n) {
+        fold_init<R>(vbuf + i, tbuf + i, n - i, tap0);
+        for (int64_t jd = jd0; jd < jd1; ++jd) {
+          for (int64_t jh = jh0; jh < jh1; ++jh) {
+            const scalar_t* row =
+                in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in;
+            for (int64_t jw = 0; jw < W.k; ++jw) {
+              fold_tap<R, S>(vbuf + i, tbuf + i, row + W.start(ow0 + i) + jw * W.d, W.s, n - i,
+                             static_cast<int32_t>(g.tap(jd, jh, jw)));
+            }
           }
         }
       }
@@ -433,15 +550,59 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
     switch (g.dim[2].s) {
       case 1: fold_contig_rows<R, 1>(in, g, r0, r1, finish); break;
       case 2: fold_contig_rows<R, 2>(in, g, r0, r1, finish); break;
+      case 4:  // 1d audio-style k4/s4: a constant stride the compiler vectorises
+        if constexpr (std::is_floating_point<at::opmath_type<scalar_t>>::value) {
+          fold_contig_rows<R, 4>(in, g, r0, r1, finish);
+          break;
+        }
+        [[fallthrough]];
       default: fold_contig_rows<R, 0>(in, g, r0, r1, finish); break;
     }
   });
 }
 
+// B blocks of 8 channels at base folded over a window's taps (element
+// offsets toff, tap indices tidx) into vbuf/tbuf.  Without Taps the tap
+// buffer is left alone (the caller keeps no argmax or indices).
+template <typename R, int B, bool Taps, typename scalar_t, typename acc_t>
+inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff,
+                          const std::vector<int32_t>& tidx, int64_t ntaps, int32_t tap0,
+                          acc_t* vbuf, int32_t* tbuf) {
+  using V = typename Lanes8<acc_t>::V;
+  using T = typename Lanes8<acc_t>::T;
+  V v[B];
+  T t[B];
+  for (int b = 0; b < B; ++b) {
+    v[b] = IsMax<R>::value ? V{} + lowest<acc_t>() : V{};
+    t[b] = T{} + tap0;
+  }
+  for (int64_t k = 0; k < ntaps; ++k) {
+    const scalar_t* p = base + toff[k];
+    if constexpr (IsMax<R>::value) {
+      const T tk = T{} + tidx[k];
+      for (int b = 0; b < B; ++b) {
+        const V x = load8<V, acc_t>(p + 8 * b);
+        const T take = (x > v[b]) | (x != x);
+        v[b] = take ? x : v[b];
+        if constexpr (Taps) t[b] = take ? tk : t[b];
+      }
+    } else {
+      for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
+    }
+  }
+  for (int b = 0; b < B; ++b) {
+    std::memcpy(vbuf + 8 * b, &v[b], sizeof(V));
+    if constexpr (Taps && IsMax<R>::value) {
+      for (int i = 0; i < 8; ++i) tbuf[8 * b + i] = static_cast<int32_t>(t[b][i]);
+    }
+  }
+}
+
 // channels_last forward.  `in` is N x D x H x W x C; runs are chunks of
-// channels at one output position.
+// channels at one output position.  want_taps = false: finish reads no taps
+// (inference max pooling, average pooling), so the vector path tracks none.
 template <typename R, typename scalar_t, typename Finish>
-void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
+void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t C = g.C;
@@ -478,29 +639,15 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish) {
         const int64_t n = std::min(kChunk, C - c0);
         int64_t c = 0;
         if constexpr (Lanes8<acc_t>::ok) {
-          // Blocks of 8 channels stay in registers across the whole window.
-          using V = typename Lanes8<acc_t>::V;
-          using T = typename Lanes8<acc_t>::T;
-          for (; c + 8 <= n; c += 8) {
-            const scalar_t* base = in_n + c0 + c;
-            V v;
-            T t = T{} + tap0;
-            if constexpr (IsMax<R>::value) {
-              v = V{} + lowest<acc_t>();
-              for (int64_t k = 0; k < ntaps; ++k) {
-                const V x = load8<V, acc_t>(base + toff[k]);
-                const T take = (x > v) | (x != x);
-                v = take ? x : v;
-                t = take ? T{} + tidx[k] : t;
-              }
-            } else {
-              v = V{};
-              for (int64_t k = 0; k < ntaps; ++k) v += load8<V, acc_t>(base + toff[k]);
-            }
-            for (int i = 0; i < 8; ++i) {
-              vbuf[c + i] = v[i];
-              tbuf[c + i] = static_cast<int32_t>(t[i]);
-            }
+          // Blocks of 8 channels stay in registers across the whole window,
+          // four blocks at a time where the chunk allows (independent chains
+          // for the core to overlap), then one at a time.
+          if (want_taps) {
+            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
+            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
+          } else {
+            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
+            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
           }
         }
         if (c < n) {
@@ -952,6 +1099,19 @@ void gather_cl(scalar_t* grad_in, const Geometry& g, const Policy& pol) {
       int64_t c = 0;
       if constexpr (Lanes8<acc_t>::ok) {
         using V = typename Lanes8<acc_t>::V;
+        for (; c + 32 <= C; c += 32) {  // four independent sums in flight
+          V a0 = V{}, a1 = V{}, a2 = V{}, a3 = V{};
+          for (int64_t k = 0; k < ncov; ++k) {
+            a0 += pol.take8(cov[k], c);
+            a1 += pol.take8(cov[k], c + 8);
+            a2 += pol.take8(cov[k], c + 16);
+            a3 += pol.take8(cov[k], c + 24);
+          }
+          store8(dst + c, a0);
+          store8(dst + c + 8, a1);
+          store8(dst + c + 16, a2);
+          store8(dst + c + 24, a3);
+        }
         for (; c + 8 <= C; c += 8) {
           V acc = V{};
           for (int64_t k = 0; k < ncov; ++k) acc += pol.take8(cov[k], c);

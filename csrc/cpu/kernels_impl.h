@@ -67,7 +67,7 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
         }
       };
       if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish);
+        fold_cl<MaxReduce<acc_t>>(in, g, finish, am != nullptr || idx != nullptr || keep_nan_bits);
       } else {
         fold_contig<MaxReduce<acc_t>>(in, g, finish);
       }
@@ -195,7 +195,7 @@ void avg_pool_fwd(const at::Tensor& x, at::Tensor& out, const Geometry& g, bool 
       }
     };
     if (channels_last) {
-      fold_cl<SumReduce<acc_t>>(in, g, finish);
+      fold_cl<SumReduce<acc_t>>(in, g, finish, false);
     } else {
       fold_contig<SumReduce<acc_t>>(in, g, finish);
     }
