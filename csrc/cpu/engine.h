@@ -169,6 +169,14 @@ constexpr bool is_half_type =
 template <typename V, typename acc_t, typename scalar_t>
 inline V load8(const scalar_t* p) {
   V v;
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  // One widening load and a shift (the generic form below compiles to four
+  // shuffles here).
+  if constexpr (std::is_same<scalar_t, at::BFloat16>::value && std::is_same<V, lanes::F8>::value) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return (V)_mm256_slli_epi32(w, 16);
+  }
+#endif
   if constexpr (std::is_same<scalar_t, acc_t>::value) {
     std::memcpy(&v, p, sizeof(V));
   } else if constexpr (is_half_type<scalar_t> && std::is_same<V, lanes::F8>::value) {
@@ -254,6 +262,24 @@ struct TapRanges {
     }
   }
 };
+
+// One max_takes step on eight float lanes: v, t take x, tk where x > v or x
+// is NaN.  With AVX2, two compares, an or and blends (the generic form
+// compiles to five vector operations and a second blend).
+template <bool Taps>
+inline void max_step8(lanes::F8& v, lanes::I8& t, lanes::F8 x, lanes::I8 tk) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  const __m256 m = _mm256_or_ps(_mm256_cmp_ps(x, v, _CMP_GT_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  v = _mm256_blendv_ps(v, x, m);
+  if constexpr (Taps) {
+    t = (lanes::I8)_mm256_blendv_ps((__m256)t, (__m256)tk, m);
+  }
+#else
+  const lanes::I8 take = (x > v) | (x != x);
+  v = take ? x : v;
+  if constexpr (Taps) t = take ? tk : t;
+#endif
+}
 
 // Lane shuffles of eight 32-bit lanes by constant indices (0-7 name a's
 // lanes, 8-15 b's).
@@ -384,9 +410,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                     lanes::F8 x;
                     lanes::I8 tw;
                     max_tiles8<S>(p, x, tw);
-                    const lanes::I8 take = (x > v) | (x != x);
-                    v = take ? x : v;
-                    t = take ? tw + tb : t;
+                    max_step8<true>(v, t, x, tw + tb);
                     continue;
                   }
                 }
@@ -399,9 +423,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                       x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
                     }
                     if constexpr (IsMax<R>::value) {
-                      const lanes::I8 take = (x > v) | (x != x);
-                      v = take ? x : v;
-                      t = take ? lanes::I8{} + (tb + static_cast<int32_t>(jw)) : t;
+                      max_step8<true>(v, t, x, lanes::I8{} + (tb + static_cast<int32_t>(jw)));
                     } else {
                       v += x;
                     }
@@ -582,9 +604,13 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
       const T tk = T{} + tidx[k];
       for (int b = 0; b < B; ++b) {
         const V x = load8<V, acc_t>(p + 8 * b);
-        const T take = (x > v[b]) | (x != x);
-        v[b] = take ? x : v[b];
-        if constexpr (Taps) t[b] = take ? tk : t[b];
+        if constexpr (std::is_same<acc_t, float>::value) {
+          max_step8<Taps>(v[b], t[b], x, tk);
+        } else {
+          const T take = (x > v[b]) | (x != x);
+          v[b] = take ? x : v[b];
+          if constexpr (Taps) t[b] = take ? tk : t[b];
+        }
       }
     } else {
       for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
@@ -1083,16 +1109,31 @@ void gather_cl(scalar_t* grad_in, const Geometry& g, const Policy& pol) {
   const int64_t most = std::max<int64_t>(1, cd.most() * ch.most() * cw.most());
   at::parallel_for(0, positions, grain_for(C * 4), [&](int64_t p0, int64_t p1) {
     std::vector<Cover> cov(most);
+    // The (d, h) covers of the current input row: output row base, tap base.
+    struct RowCover {
+      int64_t obase, tbase, od, oh;
+    };
+    std::vector<RowCover> rcov(std::max<int64_t>(1, cd.most() * ch.most()));
+    int64_t nrow = 0;
     int64_t iw = p0 % W.in, ih = (p0 / W.in) % H.in, id = (p0 / (W.in * H.in)) % D.in;
     int64_t nb = p0 / g.in_plane();
+    bool new_row = true;
     for (int64_t pos = p0; pos < p1; ++pos) {
-      int64_t ncov = 0;
-      for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
-        for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
-          for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
-            const int64_t opos = ((nb * D.out + cd.o[a]) * H.out + ch.o[b]) * W.out + cw.o[c];
-            cov[ncov++] = pol.cover(opos, g.tap(cd.j[a], ch.j[b], cw.j[c]), cd.o[a], ch.o[b], cw.o[c]);
+      if (new_row) {
+        nrow = 0;
+        for (int64_t a = cd.off[id]; a < cd.off[id + 1]; ++a) {
+          for (int64_t b = ch.off[ih]; b < ch.off[ih + 1]; ++b) {
+            rcov[nrow++] = {((nb * D.out + cd.o[a]) * H.out + ch.o[b]) * W.out,
+                            g.tap(cd.j[a], ch.j[b], 0), cd.o[a], ch.o[b]};
           }
+        }
+        new_row = false;
+      }
+      int64_t ncov = 0;
+      for (int64_t m = 0; m < nrow; ++m) {
+        const RowCover& rc = rcov[m];
+        for (int64_t c = cw.off[iw]; c < cw.off[iw + 1]; ++c) {
+          cov[ncov++] = pol.cover(rc.obase + cw.o[c], rc.tbase + cw.j[c], rc.od, rc.oh, cw.o[c]);
         }
       }
       scalar_t* dst = grad_in + pos * C;
@@ -1125,6 +1166,7 @@ void gather_cl(scalar_t* grad_in, const Geometry& g, const Policy& pol) {
       }
       if (++iw == W.in) {
         iw = 0;
+        new_row = true;
         if (++ih == H.in) {
           ih = 0;
           if (++id == D.in) {

@@ -15,6 +15,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>  // AVX2 intrinsics in engine.h, for kernels_avx2.cpp
+#endif
+
 #include "../geometry.h"
 #include "../problem.h"
 #include "kernels.h"
