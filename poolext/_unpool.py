@@ -18,7 +18,6 @@ import collections.abc
 import operator
 
 import torch
-from torch._prims_common import suggest_memory_format
 
 from . import _args
 from ._autocast import cast_input
@@ -180,7 +179,7 @@ def _max_unpool(op, rank, input, indices, kernel_size, stride, padding, output_s
     cl = False
     if input.device.type == "cpu" and rank in (1, 2) and input.dim() == rank + 2:
         x = input.unsqueeze(-1) if rank == 1 else input
-        cl = suggest_memory_format(x) == torch.channels_last
+        cl = _args.is_channels_last(x, 2)
         if cl and rank == 1:
             input, indices, out_size, lifted = x, indices.unsqueeze(-1), out_size + [1], True
     if torch.is_grad_enabled() and input.requires_grad:
