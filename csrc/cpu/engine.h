@@ -572,7 +572,7 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
     switch (g.dim[2].s) {
       case 1: fold_contig_rows<R, 1>(in, g, r0, r1, finish); break;
       case 2: fold_contig_rows<R, 2>(in, g, r0, r1, finish); break;
-      case 4:  // 1d audio-style k4/s4: a constant stride the compiler vectorises
+      case 4:  // windows that tile the row (1d k4/s4) take max_tiles8, the rest a fixed stride
         if constexpr (std::is_floating_point<at::opmath_type<scalar_t>>::value) {
           fold_contig_rows<R, 4>(in, g, r0, r1, finish);
           break;
