@@ -263,22 +263,22 @@ struct TapRanges {
   }
 };
 
-// One max_takes step on eight float lanes: v, t take x, tk where x > v or x
-// is NaN.  With AVX2, two compares, an or and blends (the generic form
-// compiles to five vector operations and a second blend).
-template <bool Taps>
-inline void max_step8(lanes::F8& v, lanes::I8& t, lanes::F8 x, lanes::I8 tk) {
+// One max_takes step on eight lanes (Lanes8 types): v, t take x, tk where
+// x > v or x is NaN.  Float lanes under AVX2: two compares, an or and blends
+// (the generic form compiles to five vector operations and a second blend).
+template <bool Taps, typename V, typename T>
+inline void max_step8(V& v, T& t, V x, T tk) {
 #if defined(POOLEXT_AVX2) && POOLEXT_AVX2
-  const __m256 m = _mm256_or_ps(_mm256_cmp_ps(x, v, _CMP_GT_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-  v = _mm256_blendv_ps(v, x, m);
-  if constexpr (Taps) {
-    t = (lanes::I8)_mm256_blendv_ps((__m256)t, (__m256)tk, m);
+  if constexpr (std::is_same<V, lanes::F8>::value) {
+    const __m256 m = _mm256_or_ps(_mm256_cmp_ps(x, v, _CMP_GT_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    v = _mm256_blendv_ps(v, x, m);
+    if constexpr (Taps) t = (T)_mm256_blendv_ps((__m256)t, (__m256)tk, m);
+    return;
   }
-#else
-  const lanes::I8 take = (x > v) | (x != x);
+#endif
+  const T take = (x > v) | (x != x);
   v = take ? x : v;
   if constexpr (Taps) t = take ? tk : t;
-#endif
 }
 
 // Lane shuffles of eight 32-bit lanes by constant indices (0-7 name a's
@@ -307,9 +307,9 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
     const F8 o = POOLEXT_SHUF2(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
     const I8 te = POOLEXT_SHUF2(ta, tb, 0, 2, 8, 10, 4, 6, 12, 14);
     const I8 to = POOLEXT_SHUF2(ta, tb, 1, 3, 9, 11, 5, 7, 13, 15) + half;
-    const I8 take = (o > e) | (o != o);
-    m = take ? o : e;
-    t = take ? to : te;
+    m = e;
+    t = te;
+    max_step8<true>(m, t, o, to);
   };
   const F8 a = load8<F8, float>(p), b = load8<F8, float>(p + 8);
   F8 m1;
@@ -518,9 +518,7 @@ void fold_planes(const scalar_t* in, const Geometry& g, Finish&& finish) {
             vv = V{} + lowest<acc_t>();
             for (int64_t k = 0; k < ntaps; ++k) {
               const V x = gather8<V, acc_t>(base + toff[k], IP);
-              const T take = (x > vv) | (x != x);
-              vv = take ? x : vv;
-              tt = take ? T{} + tidx[k] : tt;
+              max_step8<true>(vv, tt, x, T{} + tidx[k]);
             }
           } else {
             vv = V{};
@@ -604,13 +602,7 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
       const T tk = T{} + tidx[k];
       for (int b = 0; b < B; ++b) {
         const V x = load8<V, acc_t>(p + 8 * b);
-        if constexpr (std::is_same<acc_t, float>::value) {
-          max_step8<Taps>(v[b], t[b], x, tk);
-        } else {
-          const T take = (x > v[b]) | (x != x);
-          v[b] = take ? x : v[b];
-          if constexpr (Taps) t[b] = take ? tk : t[b];
-        }
+        max_step8<Taps>(v[b], t[b], x, tk);
       }
     } else {
       for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
