@@ -717,7 +717,8 @@ struct CoverTable {
 // buffer from the output rows that cover it, in increasing output order (so
 // every element sums its contributions in torch's order), then written once.
 // The policy supplies, per covering output row, the value output ow sends to
-// its window's tap t:  pol.set_row(orow, od, oh) then pol.val(ow, t).
+// its window's tap t:  pol.set_row(orow, od, oh) then pol.val(ow, t), or
+// pol.val8(ow, t) for outputs ow..ow+7 as Lanes8<acc_t>::V.
 //
 // With stride s along W, tap jw of output ow lands on column ow*s + jw*d - p,
 // so the buffer is kept in s phases (column m*s + ph at acc[ph*M + m]): each
@@ -761,17 +762,40 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
         for (const TapRun& tr : taps) {
           const int32_t t = static_cast<int32_t>(tdh + tr.jw);
           acc_t* __restrict__ dst = acc + tr.offset;  // dst[ow] is output ow's tap jw
-          for (int64_t ow = tr.lo; ow < tr.hi; ++ow) dst[ow] += pol.val(ow, t);
+          const int64_t hi = tr.hi;
+          int64_t ow = tr.lo;
+          if constexpr (Lanes8<acc_t>::ok) {
+            using V = typename Lanes8<acc_t>::V;
+            for (; ow + 8 <= hi; ow += 8) {
+              V d;
+              std::memcpy(&d, dst + ow, sizeof(V));
+              d += pol.val8(ow, t);
+              std::memcpy(dst + ow, &d, sizeof(V));
+            }
+          }
+          for (; ow < hi; ++ow) dst[ow] += pol.val(ow, t);
         }
       }
     }
     if (s == 1) {
-      for (int64_t i = 0; i < W.in; ++i) out_row[i] = static_cast<scalar_t>(acc[i]);
+      store_n(out_row, acc, W.in, 1);
     } else {
+      int64_t m0 = 0;
+      if constexpr (Lanes8<acc_t>::ok && S == 2) {
+        // Interleave the two phases sixteen columns at a time.
+        using V = typename Lanes8<acc_t>::V;
+        for (; m0 + 8 <= W.in / 2; m0 += 8) {
+          const V a = load8<V, acc_t>(acc + m0), b = load8<V, acc_t>(acc + M + m0);
+          const V lo = V(__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
+          const V hi = V(__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15));
+          store8(out_row + 2 * m0, lo);
+          store8(out_row + 2 * m0 + 8, hi);
+        }
+      }
       for (int64_t ph = 0; ph < s; ++ph) {
         const acc_t* src = acc + ph * M;
         const int64_t m1 = div_ceil(W.in - ph, s);
-        for (int64_t m = 0; m < m1; ++m) out_row[m * s + ph] = static_cast<scalar_t>(src[m]);
+        for (int64_t m = m0; m < m1; ++m) out_row[m * s + ph] = static_cast<scalar_t>(src[m]);
       }
     }
   }

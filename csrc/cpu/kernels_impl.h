@@ -107,6 +107,11 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
           acc_t val(int64_t ow, int32_t t) const {
             return a[ow] == static_cast<arg_t>(t) ? static_cast<acc_t>(gr[ow]) : acc_t(0);
           }
+          typename Lanes8<acc_t>::V val8(int64_t ow, int32_t t) const {
+            using V = typename Lanes8<acc_t>::V;
+            const V x = load8<V, acc_t>(gr + ow);
+            return arg_eq8<typename Lanes8<acc_t>::T>(a + ow, static_cast<arg_t>(t)) ? x : V{};
+          }
         };
         gather_contig</*TapFree=*/false>(gi, g, Policy{am, gop, g.dim[2].out});
       } else {
@@ -251,6 +256,9 @@ void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& 
           }
         }
         acc_t val(int64_t ow, int32_t) const { return q[ow]; }
+        typename Lanes8<acc_t>::V val8(int64_t ow, int32_t) const {
+          return load8<typename Lanes8<acc_t>::V, acc_t>(q.data() + ow);
+        }
       };
       gather_contig</*TapFree=*/true>(gi, g, Policy(gop, g, count_include_pad, dov));
     } else {
