@@ -93,13 +93,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_impl(
   check_floating(op, self);
   const auto mf = pb.memory_format();
   const at::Tensor x = self.contiguous(mf);
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
   const auto am_type = with_argmax ? adaptive_argmax_dtype(op, pb) : at::kByte;
   at::Tensor argmax = with_argmax
-                          ? at::empty(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
+                          ? new_output(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
                           : none_like(self, am_type);
   at::Tensor indices =
-      with_indices ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
+      with_indices ? new_output(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
                    : none_like(self, at::kLong);
   if (pb.out_numel() == 0) return {out, argmax, indices};
   const AdaptiveGeometry g = pb.g;
@@ -147,7 +147,7 @@ at::Tensor adaptive_max_pool_backward_impl(const Runner& run, const at::Tensor& 
   check_adaptive_grad(op, pb, grad_output);
   check_adaptive_argmax(op, pb, argmax);
   const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  at::Tensor grad_input = new_output(sizes, grad_output.options().memory_format(mf));
   if (pb.in_numel() == 0) return grad_input;
   if (pb.out_numel() == 0) return grad_input.zero_();
   const at::Tensor go = grad_output.contiguous(mf);
@@ -176,7 +176,7 @@ at::Tensor adaptive_max_pool_gather_impl(const Runner& run, const at::Tensor& so
   check_floating(op, source);
   check_adaptive_argmax(op, pb, argmax);
   const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
+  at::Tensor out = new_output(pb.out_shape, source.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
   const at::Tensor src = source.contiguous(mf);
   const at::Tensor am = argmax.contiguous(mf);
@@ -202,7 +202,7 @@ at::Tensor adaptive_avg_pool_impl(const Runner& run, const at::Tensor& self,
   const AdaptiveProblem pb = make_adaptive_problem(op, self.sizes(), output_size, channels_last);
   check_floating(op, self);
   const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
+  at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
   const at::Tensor x = self.contiguous(mf);
   const AdaptiveGeometry g = pb.g;
@@ -227,7 +227,7 @@ at::Tensor adaptive_avg_pool_backward_impl(const Runner& run, const at::Tensor& 
   const AdaptiveProblem pb = make_adaptive_problem(op, sizes, output_size, channels_last);
   check_adaptive_grad(op, pb, grad_output);
   const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
+  at::Tensor grad_input = new_output(sizes, grad_output.options().memory_format(mf));
   if (pb.in_numel() == 0) return grad_input;
   if (pb.out_numel() == 0) return grad_input.zero_();
   const at::Tensor go = grad_output.contiguous(mf);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cpu/kernels.h"
+#include "cpu/memory.h"
 
 extern "C" {
 // `import poolext._C` runs the static TORCH_LIBRARY registrations below.
@@ -22,6 +23,9 @@ std::string cpu_isa() { return poolext::cpu::use_avx2() ? "avx2" : "base"; }
 TORCH_LIBRARY(poolext, m) {
   // Which copy of the CPU kernels runs: "avx2" or "base" (POOLEXT_CPU_ISA=base forces it).
   m.def("cpu_isa() -> str", &cpu_isa);
+  // The CPU block cache (cpu/memory.h): its counters, and giving idle blocks back.
+  m.def("cpu_cache_stats() -> int[]", &poolext::cpu::cache_stats);
+  m.def("empty_cache() -> ()", &poolext::cpu::empty_cache);
   // Max pooling.  argmax: the winner's tap index inside its window (uint8 up
   // to 256 taps, int16 read as uint16 up to 65536, else int32), shaped like
   // the output, or empty unless with_argmax.  indices: torch-style int64 plane

@@ -173,6 +173,16 @@ inline void check_divisor(const char* op, std::optional<int64_t> divisor_overrid
               ": divisor_override must be non-zero, got divisor_override=0");
 }
 
+namespace cpu {
+at::Tensor empty_output(c10::IntArrayRef sizes, const at::TensorOptions& options);  // cpu/memory.cpp
+}
+
+// An uninitialised output tensor: on CPU from poolext's block cache
+// (cpu/memory.h), elsewhere from at::empty.
+inline at::Tensor new_output(c10::IntArrayRef sizes, const at::TensorOptions& options) {
+  return options.device().is_cpu() ? cpu::empty_output(sizes, options) : at::empty(sizes, options);
+}
+
 // Empty tensor for outputs the caller did not ask for.
 inline at::Tensor none_like(const at::Tensor& t, at::ScalarType dt) {
   return at::empty({0}, t.options().dtype(dt));

@@ -151,7 +151,7 @@ inline UnpoolBackward unpool_backward_setup(const char* op, const at::Tensor& gr
                               ": grad_output must be a floating point tensor, got ",
                               grad_output.scalar_type());
   const auto mf = u.memory_format();
-  b.grad_input = at::empty(u.in_shape, grad_output.options().memory_format(mf));
+  b.grad_input = new_output(u.in_shape, grad_output.options().memory_format(mf));
   if (u.in_numel() == 0) {
     b.done = true;
   } else if (u.out_plane == 0) {

@@ -38,12 +38,34 @@ __all__ = [
     "cuda_kernels_built",
     "cpu_isa",
     "convert",
+    "cpu_cache_stats",
+    "empty_cache",
 ]
 
 
 def cpu_isa():
     """The instruction set of the CPU kernels in use: "avx2" or "base"."""
     return torch.ops.poolext.cpu_isa()
+
+
+def cpu_cache_stats():
+    """Counters of the cache that holds poolext's large CPU output buffers for reuse.
+
+    Returns a dict: ``idle_bytes`` and ``idle_blocks`` (freed buffers kept for reuse),
+    ``live_bytes`` (buffers held by live tensors), ``hits`` and ``misses`` (requests served
+    from the cache or by fresh memory) and ``limit_bytes`` (``POOLEXT_CPU_CACHE_MB``).
+    """
+    keys = ("idle_bytes", "idle_blocks", "live_bytes", "hits", "misses", "limit_bytes")
+    return dict(zip(keys, torch.ops.poolext.cpu_cache_stats()))
+
+
+def empty_cache():
+    """Return the idle CPU output buffers poolext keeps for reuse to the system.
+
+    Like ``torch.cuda.empty_cache()`` for torch's CUDA allocator: buffers held by live tensors
+    are untouched, and poolext keeps working (it caches again as tensors are freed).
+    """
+    torch.ops.poolext.empty_cache()
 
 
 def cuda_kernels_built():

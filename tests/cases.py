@@ -1,5 +1,6 @@
 """Random pooling problems and exact comparison helpers shared by the tests."""
 
+import os
 import random
 import zlib
 
@@ -166,3 +167,23 @@ def empty_windows(shape, rank, kw):
         empty = empty.view(view)
         mask = empty if mask is None else (mask | empty)
     return mask
+
+
+def load_cuda_emulation():
+    """Builds tests/cuda_emulation.cpp (the CUDA ops' host code run on the host) once per
+    process and returns torch.ops.poolext_emulated."""
+    from torch.utils.cpp_extension import load
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    load(
+        name="poolext_cuda_emulation",
+        # memory.cpp: the CPU output buffers that new_output (csrc/problem.h) takes.
+        sources=[os.path.join(here, "cuda_emulation.cpp"),
+                 os.path.join(root, "csrc", "cpu", "memory.cpp")],
+        extra_include_paths=[os.path.join(root, "csrc")],
+        extra_cflags=["-O1"],
+        is_python_module=False,
+        verbose=False,
+    )
+    return torch.ops.poolext_emulated

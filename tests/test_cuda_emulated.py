@@ -9,34 +9,21 @@ bit-identical to the CPU kernels: both follow the same order of operations.
 """
 
 import math
-import os
 
 import pytest
 import torch
 
 import poolext  # noqa: F401  (registers torch.ops.poolext.*)
-from cases import (FLOAT_TYPES, INT_TYPES, assert_bit_equal, random_args, random_input,
-                   random_values, rng_for)
+from cases import (FLOAT_TYPES, INT_TYPES, assert_bit_equal, load_cuda_emulation, random_args,
+                   random_input, random_values, rng_for)
 from poolext import _args
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 cpu = torch.ops.poolext
 
 
 @pytest.fixture(scope="module")
 def emu():
-    from torch.utils.cpp_extension import load
-
-    load(
-        name="poolext_cuda_emulation",
-        sources=[os.path.join(HERE, "cuda_emulation.cpp")],
-        extra_include_paths=[os.path.join(ROOT, "csrc")],
-        extra_cflags=["-O1"],
-        is_python_module=False,
-        verbose=False,
-    )
-    return torch.ops.poolext_emulated
+    return load_cuda_emulation()
 
 
 def test_fastdiv(emu):

@@ -12,7 +12,6 @@ against the CPU kernels here, and on a GPU, when there is one, against torch.
 import copy
 import inspect
 import io
-import os
 import pickle
 
 import pytest
@@ -22,10 +21,8 @@ from torch import nn
 
 import poolext
 import poolext.functional as PF
-from cases import FLOAT_TYPES, assert_bit_equal, random_values, rng_for
+from cases import FLOAT_TYPES, assert_bit_equal, load_cuda_emulation, random_values, rng_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 ops = torch.ops.poolext
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 RANKS = [1, 2, 3]
@@ -642,17 +639,7 @@ def test_ops_registered_on_cpu():
 
 @pytest.fixture(scope="module")
 def emu():
-    from torch.utils.cpp_extension import load
-
-    load(
-        name="poolext_cuda_emulation",
-        sources=[os.path.join(HERE, "cuda_emulation.cpp")],
-        extra_include_paths=[os.path.join(ROOT, "csrc")],
-        extra_cflags=["-O1"],
-        is_python_module=False,
-        verbose=False,
-    )
-    return torch.ops.poolext_emulated
+    return load_cuda_emulation()
 
 
 def _raw_unpool_problem(rng, rank, dtype):

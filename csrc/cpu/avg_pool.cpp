@@ -23,8 +23,7 @@ at::Tensor avg_pool_cpu(const at::Tensor& self, at::IntArrayRef kernel_size, at:
   TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(dt) || dt == at::kLong, op, ": input dtype ", dt,
                               " is not supported (floating point types and int64 are)");
   const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
-  advise_huge_pages(out);
+  at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
   const at::Tensor x = self.contiguous(mf);
   POOLEXT_CPU_KERNEL(avg_pool_fwd, x, out, pb.g, channels_last, count_include_pad,
@@ -42,8 +41,7 @@ at::Tensor avg_pool_backward_cpu(const at::Tensor& grad_output, c10::SymIntArray
   Problem pb = make_problem(op, sizes, kernel_size, stride, padding, {}, ceil_mode, channels_last);
   check_grad_output(op, pb, grad_output);
   const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
-  advise_huge_pages(grad_input);
+  at::Tensor grad_input = new_output(sizes, grad_output.options().memory_format(mf));
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
   POOLEXT_CPU_KERNEL(avg_pool_bwd, go, grad_input, pb.g, channels_last, count_include_pad,

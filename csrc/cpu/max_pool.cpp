@@ -26,17 +26,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_cpu(
       ": input dtype ", self.scalar_type(), " is not supported");
   const auto mf = pb.memory_format();
   const at::Tensor x = self.contiguous(mf);
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
-  advise_huge_pages(out);
+  at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
   const auto am_type = argmax_dtype(pb.g.kernel_volume());
   at::Tensor argmax = with_argmax
-                          ? at::empty(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
+                          ? new_output(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
                           : none_like(self, am_type);
   at::Tensor indices = with_indices
-                           ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
+                           ? new_output(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
                            : none_like(self, at::kLong);
-  advise_huge_pages(argmax);
-  advise_huge_pages(indices);
   if (pb.out_numel() == 0) return {out, argmax, indices};
   // torch's plain 1d max pooling (no indices, no grad) returns the winning
   // element itself, so a NaN keeps its bits; every other path rounds the
@@ -58,8 +55,7 @@ at::Tensor max_pool_backward_cpu(const at::Tensor& grad_output, const at::Tensor
   check_grad_output(op, pb, grad_output);
   check_argmax(op, pb, argmax);
   const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
-  advise_huge_pages(grad_input);
+  at::Tensor grad_input = new_output(sizes, grad_output.options().memory_format(mf));
   if (pb.in_numel() == 0) return grad_input;
   const at::Tensor go = grad_output.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);
@@ -81,8 +77,7 @@ at::Tensor max_pool_gather_cpu(const at::Tensor& source, const at::Tensor& argma
   TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(source.scalar_type()), op,
                               ": source must be a floating point tensor, got ", source.scalar_type());
   const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
-  advise_huge_pages(out);
+  at::Tensor out = new_output(pb.out_shape, source.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
   const at::Tensor src = source.contiguous(mf);
   const at::Tensor amc = argmax.contiguous(mf);

@@ -170,11 +170,11 @@ at::Tensor max_unpool_cpu(const at::Tensor& self, const at::Tensor& indices,
   const auto mf = u.memory_format();
   // As torch: an empty output needs no kernel, so neither the dtype nor the
   // indices are looked at.
-  if (u.out_numel() == 0) return at::empty(u.out_shape, self.options().memory_format(mf));
+  if (u.out_numel() == 0) return new_output(u.out_shape, self.options().memory_format(mf));
   TORCH_CHECK_NOT_IMPLEMENTED(unpool_float_type(self.scalar_type()), op, ": input dtype ",
                               self.scalar_type(), " is not supported on cpu (float32, float64, "
                               "float16 and bfloat16 are)");
-  at::Tensor out = at::empty(u.out_shape, self.options().memory_format(mf));
+  at::Tensor out = new_output(u.out_shape, self.options().memory_format(mf));
   if (u.in_numel() == 0) return out.zero_();
   const at::Tensor x = self.contiguous(mf);
   const at::Tensor ix = indices.contiguous(mf);
