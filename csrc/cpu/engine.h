@@ -801,6 +801,96 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
   }
 }
 
+// Max pooling backward for small planes, contiguous layout.  Rows of a few
+// outputs leave gather_contig_rows and max_backward_tiles mostly per-row
+// set-up, and a gather over a whole plane's cover list still pays a compare
+// per cover (nine per element for 3x3/s1 windows) where each output sends its
+// gradient to one element.  So each plane is summed in a buffer of its own:
+// zeroed, then every output in increasing order adds its gradient at its
+// winner, then narrowed once into grad_in.  Each element gets 0 plus its winners' gradients in increasing
+// output order, the sum the gather forms, so the bits are the same; the
+// buffer is private to one thread, so there are no atomics and grad_in is
+// written once.  pos[o * KV + t]: the plane offset of tap t of output o, or -1
+// outside the input (an empty window, or a foreign argmax, sends nothing).
+inline bool use_plane_scatter(const Geometry& g) {
+  return g.dim[2].out < 8 && g.in_plane() <= (int64_t{1} << 16) &&
+         g.out_plane() * g.kernel_volume() <= (int64_t{1} << 16);
+}
+
+inline std::vector<int32_t> plane_positions(const Geometry& g) {
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t KV = g.kernel_volume();
+  std::vector<int32_t> pos(g.out_plane() * KV, -1);
+  for (int64_t od = 0; od < D.out; ++od) {
+    for (int64_t oh = 0; oh < H.out; ++oh) {
+      for (int64_t ow = 0; ow < W.out; ++ow) {
+        const int64_t o = (od * H.out + oh) * W.out + ow;
+        for (int64_t jd = D.tap_lo(od); jd < D.tap_hi(od); ++jd) {
+          for (int64_t jh = H.tap_lo(oh); jh < H.tap_hi(oh); ++jh) {
+            for (int64_t jw = W.tap_lo(ow); jw < W.tap_hi(ow); ++jw) {
+              const int64_t id = D.start(od) + jd * D.d, ih = H.start(oh) + jh * H.d;
+              const int64_t iw = W.start(ow) + jw * W.d;
+              pos[o * KV + g.tap(jd, jh, jw)] = static_cast<int32_t>((id * H.in + ih) * W.in + iw);
+            }
+          }
+        }
+      }
+    }
+  }
+  return pos;
+}
+
+template <typename scalar_t, typename arg_t>
+void max_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
+                                const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t IP = g.in_plane(), OP = g.out_plane(), KV = g.kernel_volume();
+  const std::vector<int32_t> pos = plane_positions(g);
+  at::parallel_for(0, g.N * g.C, grain_for(IP + OP), [&](int64_t p0, int64_t p1) {
+    std::vector<acc_t> acc(IP);
+    const int32_t* ps = pos.data();
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const arg_t* a = am + plane * OP;
+      const scalar_t* gr = go + plane * OP;
+      std::fill(acc.begin(), acc.end(), acc_t(0));
+      for (int64_t o = 0; o < OP; ++o) {
+        const auto t = static_cast<int64_t>(a[o]);
+        if (t < 0 || t >= KV) continue;
+        const int32_t q = ps[o * KV + t];
+        if (q >= 0) acc[q] += static_cast<acc_t>(gr[o]);
+      }
+      store_n(grad_in + plane * IP, acc.data(), IP, 1);
+    }
+  });
+}
+
+// Average pooling backward for small planes, the same way: output o adds
+// grad / div[o] at each of its in-bounds taps, outputs in increasing order.
+template <typename scalar_t>
+void avg_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go,
+                                const std::vector<at::opmath_type<scalar_t>>& div,
+                                const Geometry& g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t IP = g.in_plane(), OP = g.out_plane(), KV = g.kernel_volume();
+  const std::vector<int32_t> pos = plane_positions(g);
+  at::parallel_for(0, g.N * g.C, grain_for(IP + OP * KV), [&](int64_t p0, int64_t p1) {
+    std::vector<acc_t> acc(IP);
+    const int32_t* ps = pos.data();
+    for (int64_t plane = p0; plane < p1; ++plane) {
+      const scalar_t* gr = go + plane * OP;
+      std::fill(acc.begin(), acc.end(), acc_t(0));
+      for (int64_t o = 0; o < OP; ++o) {
+        const acc_t q = static_cast<acc_t>(gr[o]) / div[o];
+        const int32_t* po = ps + o * KV;
+        for (int64_t t = 0; t < KV; ++t) {
+          if (po[t] >= 0) acc[po[t]] += q;
+        }
+      }
+      store_n(grad_in + plane * IP, acc.data(), IP, 1);
+    }
+  });
+}
+
 // Max pooling backward when the windows tile the input exactly (kernel ==
 // stride, no padding or dilation, every input size a multiple of its
 // kernel): each input element lies in exactly one window, so walking the

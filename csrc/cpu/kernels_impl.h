@@ -84,6 +84,10 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
       const scalar_t* gop = go.const_data_ptr<scalar_t>();
       const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* gi = grad_input.data_ptr<scalar_t>();
+      if (!channels_last && use_plane_scatter(g)) {
+        max_backward_plane_scatter(gi, gop, am, g);
+        return;
+      }
       if (windows_tile_input(g)) {
         if (channels_last) {
           max_backward_tiles_cl(gi, gop, am, g);
@@ -214,6 +218,22 @@ void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& 
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.data_ptr<scalar_t>();
     if (!channels_last) {
+      if (use_plane_scatter(g)) {
+        // Small planes: the divisors are found once, the quotients once per
+        // output.
+        const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+        std::vector<acc_t> div;
+        div.reserve(g.out_plane());
+        for (int64_t od = 0; od < D.out; ++od) {
+          for (int64_t oh = 0; oh < H.out; ++oh) {
+            for (int64_t ow = 0; ow < W.out; ++ow) {
+              div.push_back(static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov)));
+            }
+          }
+        }
+        avg_backward_plane_scatter(gi, gop, div, g);
+        return;
+      }
       // Output ow sends grad / divisor to every tap of its window; the row of
       // quotients is formed once per covering output row.  A divisor is the
       // product of per-dim factors, exact in acc_t for windows under 2^24
