@@ -84,7 +84,8 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
       const scalar_t* gop = go.const_data_ptr<scalar_t>();
       const arg_t* am = reinterpret_cast<const arg_t*>(amc.const_data_ptr());
       scalar_t* gi = grad_input.data_ptr<scalar_t>();
-      if (!channels_last && use_plane_scatter(g)) {
+      if (!channels_last && plane_scatter_fits(g) &&
+          (g.dim[2].out < 8 || !windows_tile_input(g))) {
         max_backward_plane_scatter(gi, gop, am, g);
         return;
       }
@@ -218,9 +219,10 @@ void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& 
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.data_ptr<scalar_t>();
     if (!channels_last) {
-      if (use_plane_scatter(g)) {
+      if (plane_scatter_fits(g) && g.dim[2].out < 8 && g.out_plane() > 1) {
         // Small planes: the divisors are found once, the quotients once per
-        // output.
+        // output.  (One window per plane, global pooling included, is a
+        // broadcast: gather_contig's plane runs write it faster.)
         const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
         std::vector<acc_t> div;
         div.reserve(g.out_plane());
