@@ -6,7 +6,6 @@
 
 #include "../problem.h"
 #include "kernels.h"
-#include "memory.h"
 
 namespace poolext {
 namespace cpu {

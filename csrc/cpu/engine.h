@@ -845,55 +845,70 @@ inline std::vector<int32_t> plane_positions(const Geometry& g) {
   return pos;
 }
 
-template <typename scalar_t, typename arg_t>
-void max_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
-                                const Geometry& g) {
+// The plane loop both kinds share: per thread one buffer of acc_t; per
+// plane, zeroed, add(plane, acc, pos) sums the outputs into it, then it is
+// narrowed into grad_in.  work: steps per plane, for the grain.
+template <typename scalar_t, typename Add>
+void plane_scatter(scalar_t* grad_in, const Geometry& g, int64_t work, const Add& add) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t IP = g.in_plane(), OP = g.out_plane(), KV = g.kernel_volume();
+  const int64_t IP = g.in_plane();
   const std::vector<int32_t> pos = plane_positions(g);
-  at::parallel_for(0, g.N * g.C, grain_for(IP + OP), [&](int64_t p0, int64_t p1) {
+  at::parallel_for(0, g.N * g.C, grain_for(work), [&](int64_t p0, int64_t p1) {
     std::vector<acc_t> acc(IP);
-    const int32_t* ps = pos.data();
     for (int64_t plane = p0; plane < p1; ++plane) {
-      const arg_t* a = am + plane * OP;
-      const scalar_t* gr = go + plane * OP;
       std::fill(acc.begin(), acc.end(), acc_t(0));
-      for (int64_t o = 0; o < OP; ++o) {
-        const auto t = static_cast<int64_t>(a[o]);
-        if (t < 0 || t >= KV) continue;
-        const int32_t q = ps[o * KV + t];
-        if (q >= 0) acc[q] += static_cast<acc_t>(gr[o]);
-      }
+      add(plane, acc.data(), pos.data());
       store_n(grad_in + plane * IP, acc.data(), IP, 1);
     }
   });
 }
 
-// Average pooling backward for small planes, the same way: output o adds
-// grad / div[o] at each of its in-bounds taps, outputs in increasing order.
-template <typename scalar_t>
-void avg_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go,
-                                const std::vector<at::opmath_type<scalar_t>>& div,
+template <typename scalar_t, typename arg_t>
+void max_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
                                 const Geometry& g) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t IP = g.in_plane(), OP = g.out_plane(), KV = g.kernel_volume();
-  const std::vector<int32_t> pos = plane_positions(g);
-  at::parallel_for(0, g.N * g.C, grain_for(IP + OP * KV), [&](int64_t p0, int64_t p1) {
-    std::vector<acc_t> acc(IP);
-    const int32_t* ps = pos.data();
-    for (int64_t plane = p0; plane < p1; ++plane) {
-      const scalar_t* gr = go + plane * OP;
-      std::fill(acc.begin(), acc.end(), acc_t(0));
-      for (int64_t o = 0; o < OP; ++o) {
-        const acc_t q = static_cast<acc_t>(gr[o]) / div[o];
-        const int32_t* po = ps + o * KV;
-        for (int64_t t = 0; t < KV; ++t) {
-          if (po[t] >= 0) acc[po[t]] += q;
-        }
-      }
-      store_n(grad_in + plane * IP, acc.data(), IP, 1);
+  const int64_t OP = g.out_plane(), KV = g.kernel_volume();
+  plane_scatter(grad_in, g, g.in_plane() + OP, [&](int64_t plane, acc_t* acc, const int32_t* pos) {
+    const arg_t* a = am + plane * OP;
+    const scalar_t* gr = go + plane * OP;
+    for (int64_t o = 0; o < OP; ++o) {
+      const auto t = static_cast<int64_t>(a[o]);
+      if (t < 0 || t >= KV) continue;
+      const int32_t q = pos[o * KV + t];
+      if (q >= 0) acc[q] += static_cast<acc_t>(gr[o]);
     }
   });
+}
+
+// Average pooling backward for small planes, the same way: output o adds
+// grad / divisor at each of its in-bounds taps, outputs in increasing order.
+// The divisors are found once (exact in acc_t, as the row path's products).
+template <typename scalar_t>
+void avg_backward_plane_scatter(scalar_t* grad_in, const scalar_t* go, const Geometry& g,
+                                bool count_include_pad, int64_t dov) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+  const int64_t OP = g.out_plane(), KV = g.kernel_volume();
+  std::vector<acc_t> div;
+  div.reserve(OP);
+  for (int64_t od = 0; od < D.out; ++od) {
+    for (int64_t oh = 0; oh < H.out; ++oh) {
+      for (int64_t ow = 0; ow < W.out; ++ow) {
+        div.push_back(static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov)));
+      }
+    }
+  }
+  plane_scatter(grad_in, g, g.in_plane() + OP * KV,
+                [&](int64_t plane, acc_t* acc, const int32_t* pos) {
+                  const scalar_t* gr = go + plane * OP;
+                  for (int64_t o = 0; o < OP; ++o) {
+                    const acc_t q = static_cast<acc_t>(gr[o]) / div[o];
+                    const int32_t* po = pos + o * KV;
+                    for (int64_t t = 0; t < KV; ++t) {
+                      if (po[t] >= 0) acc[po[t]] += q;
+                    }
+                  }
+                });
 }
 
 // Max pooling backward when the windows tile the input exactly (kernel ==

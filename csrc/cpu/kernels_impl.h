@@ -220,20 +220,9 @@ void avg_pool_bwd(const at::Tensor& go, at::Tensor& grad_input, const Geometry& 
     scalar_t* gi = grad_input.data_ptr<scalar_t>();
     if (!channels_last) {
       if (plane_scatter_fits(g) && g.dim[2].out < 8 && g.out_plane() > 1) {
-        // Small planes: the divisors are found once, the quotients once per
-        // output.  (One window per plane, global pooling included, is a
+        // Small planes.  (One window per plane, global pooling included, is a
         // broadcast: gather_contig's plane runs write it faster.)
-        const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-        std::vector<acc_t> div;
-        div.reserve(g.out_plane());
-        for (int64_t od = 0; od < D.out; ++od) {
-          for (int64_t oh = 0; oh < H.out; ++oh) {
-            for (int64_t ow = 0; ow < W.out; ++ow) {
-              div.push_back(static_cast<acc_t>(g.avg_divisor(od, oh, ow, count_include_pad, dov)));
-            }
-          }
-        }
-        avg_backward_plane_scatter(gi, gop, div, g);
+        avg_backward_plane_scatter(gi, gop, g, count_include_pad, dov);
         return;
       }
       // Output ow sends grad / divisor to every tap of its window; the row of

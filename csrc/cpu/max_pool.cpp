@@ -8,7 +8,6 @@
 
 #include "../problem.h"
 #include "kernels.h"
-#include "memory.h"
 
 namespace poolext {
 namespace cpu {
