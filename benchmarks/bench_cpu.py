@@ -83,15 +83,19 @@ def make_input(case, quick, requires_grad):
 
 
 def make_step(fn, x, kwargs, grad_out):
-    """One timed call: forward, or (grad_out given) forward + backward into a fresh x.grad."""
+    """One timed call: forward, or (grad_out given) forward + backward into x.grad.
+
+    Returns (output, input gradient or None). The step takes x.grad back out, so each library's
+    tensors are freed inside its own timed calls (as zero_grad frees them in training); with
+    x.grad left in place, the next step of the other library would pay for freeing it."""
     if grad_out is None:
-        return lambda: fn(x, **kwargs)
+        return lambda: (fn(x, **kwargs), None)
 
     def step():
-        x.grad = None
         y = fn(x, **kwargs)
         y.backward(grad_out)
-        return y
+        gx, x.grad = x.grad, None
+        return y, gx
     return step
 
 
@@ -102,16 +106,15 @@ def verify(case, direction, ours, ref, x, grad_out):
     input element, so they are compared within the rounding bound of such a sum.
     """
     label = case.label(direction)
-    y = ours()
-    gx = None if x.grad is None else x.grad.clone()
-    y_ref = ref()
+    y, gx = ours()
+    y_ref, gx_ref = ref()
     checks = [("output", y, y_ref)]
     if gx is not None:
         stride = case.kwargs.get("stride") or case.kwargs["kernel_size"]
         stride = (stride,) * case.rank if isinstance(stride, int) else stride
         overlap = math.prod(-(-k // s) for k, s in zip(case.kernel_size, stride))
         atol = 2 * overlap * torch.finfo(x.dtype).eps * grad_out.abs().max().item()
-        checks.append(("grad_input", gx, x.grad, atol))
+        checks.append(("grad_input", gx, gx_ref, atol))
     for what, a, b, *atol in checks:
         if a.shape != b.shape or a.stride() != b.stride() or a.dtype != b.dtype:
             raise AssertionError(

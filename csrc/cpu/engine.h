@@ -222,6 +222,25 @@ inline void store8(scalar_t* p, V v) {
   }
 }
 
+// Two or four sets of eight lanes interleaved and narrowed:
+// dst[K * i + j] = v_j[i] for lanes i < 8 and sets j < K (16 or 32 elements).
+template <typename scalar_t, typename V>
+inline void store_interleaved2(scalar_t* dst, V a, V b) {
+  store8(dst, V(__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)));
+  store8(dst + 8, V(__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)));
+}
+template <typename scalar_t, typename V>
+inline void store_interleaved4(scalar_t* dst, V a, V b, V c, V d) {
+  const V ab0 = __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);   // a0 b0 .. a3 b3
+  const V ab1 = __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15); // a4 b4 .. a7 b7
+  const V cd0 = __builtin_shufflevector(c, d, 0, 8, 1, 9, 2, 10, 3, 11);
+  const V cd1 = __builtin_shufflevector(c, d, 4, 12, 5, 13, 6, 14, 7, 15);
+  store8(dst, V(__builtin_shufflevector(ab0, cd0, 0, 1, 8, 9, 2, 3, 10, 11)));
+  store8(dst + 8, V(__builtin_shufflevector(ab0, cd0, 4, 5, 12, 13, 6, 7, 14, 15)));
+  store8(dst + 16, V(__builtin_shufflevector(ab1, cd1, 0, 1, 8, 9, 2, 3, 10, 11)));
+  store8(dst + 24, V(__builtin_shufflevector(ab1, cd1, 4, 5, 12, 13, 6, 7, 14, 15)));
+}
+
 // n values narrowed to scalar_t at dst[0], dst[es], dst[2*es], ...
 template <typename scalar_t, typename acc_t>
 inline void store_n(scalar_t* __restrict__ dst, const acc_t* __restrict__ v, int64_t n,
@@ -785,11 +804,16 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
         // Interleave the two phases sixteen columns at a time.
         using V = typename Lanes8<acc_t>::V;
         for (; m0 + 8 <= W.in / 2; m0 += 8) {
-          const V a = load8<V, acc_t>(acc + m0), b = load8<V, acc_t>(acc + M + m0);
-          const V lo = V(__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11));
-          const V hi = V(__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15));
-          store8(out_row + 2 * m0, lo);
-          store8(out_row + 2 * m0 + 8, hi);
+          store_interleaved2(out_row + 2 * m0, load8<V, acc_t>(acc + m0),
+                             load8<V, acc_t>(acc + M + m0));
+        }
+      } else if constexpr (Lanes8<acc_t>::ok && S == 4) {
+        // The four phases, thirty-two columns at a time.
+        using V = typename Lanes8<acc_t>::V;
+        for (; m0 + 8 <= W.in / 4; m0 += 8) {
+          store_interleaved4(out_row + 4 * m0, load8<V, acc_t>(acc + m0),
+                             load8<V, acc_t>(acc + M + m0), load8<V, acc_t>(acc + 2 * M + m0),
+                             load8<V, acc_t>(acc + 3 * M + m0));
         }
       }
       for (int64_t ph = 0; ph < s; ++ph) {
@@ -959,38 +983,43 @@ inline void tile_row(scalar_t* __restrict__ row, const arg_t* __restrict__ a,
   }
 }
 
-// tile_row for 2-wide windows, eight windows (sixteen elements) at a time in
-// vector lanes: each window's gradient goes to lane 0 or 1 of its pair.
-template <typename scalar_t, typename arg_t>
-inline void tile_row2(scalar_t* row, const arg_t* a, const scalar_t* gr, int64_t OW, int64_t t0) {
+// tile_row for 2- and 4-wide windows, eight windows (16 or 32 elements) at a
+// time in vector lanes: each window's gradient goes to lane jw of its group.
+template <int K, typename scalar_t, typename arg_t>
+inline void tile_row_lanes(scalar_t* row, const arg_t* a, const scalar_t* gr, int64_t OW,
+                           int64_t t0) {
+  static_assert(K == 2 || K == 4, "interleaves of two or four");
   using acc_t = at::opmath_type<scalar_t>;
   int64_t ow = 0;
   if constexpr (Lanes8<acc_t>::ok) {
     using V = typename Lanes8<acc_t>::V;
     using T = typename Lanes8<acc_t>::T;
-    const auto ta = static_cast<arg_t>(t0), tb = static_cast<arg_t>(t0 + 1);
     auto eight = [&](scalar_t* dst, const arg_t* aa, const scalar_t* gg) {
       const V x = V{} + load8<V, acc_t>(gg);
-      const V s0 = arg_eq8<T>(aa, ta) ? x : V{};
-      const V s1 = arg_eq8<T>(aa, tb) ? x : V{};
-      store8(dst, V(__builtin_shufflevector(s0, s1, 0, 8, 1, 9, 2, 10, 3, 11)));
-      store8(dst + 8, V(__builtin_shufflevector(s0, s1, 4, 12, 5, 13, 6, 14, 7, 15)));
+      auto sel = [&](int jw) {
+        return V(arg_eq8<T>(aa, static_cast<arg_t>(t0 + jw)) ? x : V{});
+      };
+      if constexpr (K == 2) {
+        store_interleaved2(dst, sel(0), sel(1));
+      } else {
+        store_interleaved4(dst, sel(0), sel(1), sel(2), sel(3));
+      }
     };
-    for (; ow + 8 <= OW; ow += 8) eight(row + 2 * ow, a + ow, gr + ow);
+    for (; ow + 8 <= OW; ow += 8) eight(row + K * ow, a + ow, gr + ow);
     if (ow < OW && OW >= 8) {  // the last windows: the last eight again (same values)
-      eight(row + 2 * (OW - 8), a + OW - 8, gr + OW - 8);
+      eight(row + K * (OW - 8), a + OW - 8, gr + OW - 8);
     } else if (const int64_t rest = OW - ow) {  // fewer than eight: through padded copies
       arg_t abuf[8];
-      scalar_t gbuf[8] = {}, obuf[16];
-      std::fill(abuf, abuf + 8, static_cast<arg_t>(ta + 2));  // a tap neither column has
+      scalar_t gbuf[8] = {}, obuf[8 * K];
+      std::fill(abuf, abuf + 8, static_cast<arg_t>(t0 + K));  // a tap no column has
       std::copy(a + ow, a + OW, abuf);
       std::copy(gr + ow, gr + OW, gbuf);
       eight(obuf, abuf, gbuf);
-      std::copy(obuf, obuf + 2 * rest, row + 2 * ow);
+      std::copy(obuf, obuf + K * rest, row + K * ow);
     }
     return;
   }
-  tile_row<2>(row, a, gr, OW, 2, t0);
+  tile_row<K>(row, a, gr, OW, K, t0);
 }
 
 template <typename scalar_t, typename arg_t>
@@ -1009,9 +1038,9 @@ void max_backward_tiles(scalar_t* grad_in, const scalar_t* go, const arg_t* am,
           const int64_t t0 = (jd * H.k + jh) * W.k;
           switch (W.k) {
             case 1: tile_row<1>(row, a, gr, W.out, 1, t0); break;
-            case 2: tile_row2(row, a, gr, W.out, t0); break;
+            case 2: tile_row_lanes<2>(row, a, gr, W.out, t0); break;
             case 3: tile_row<3>(row, a, gr, W.out, 3, t0); break;
-            case 4: tile_row<4>(row, a, gr, W.out, 4, t0); break;
+            case 4: tile_row_lanes<4>(row, a, gr, W.out, t0); break;
             default: tile_row<0>(row, a, gr, W.out, W.k, t0); break;
           }
         }
@@ -1212,6 +1241,7 @@ void gather_contig(scalar_t* grad_in, const Geometry& g, const Policy& policy) {
     switch (W.s) {
       case 1: gather_contig_rows<1>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
       case 2: gather_contig_rows<2>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
+      case 4: gather_contig_rows<4>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
       default: gather_contig_rows<0>(grad_in, g, cd, ch, r0, r1, pol, acc.data()); break;
     }
   });
