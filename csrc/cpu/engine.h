@@ -315,8 +315,8 @@ inline void max_step8(V& v, T& t, V x, T tk) {
 // a tree of pairwise steps.  Each step takes the later half when max_takes
 // it over the earlier, so the tree gives the sequential fold's value and tap
 // (ties keep the first maximum, the last NaN wins).  tw: each window's
-// winning tap along W.
-template <int S, typename scalar_t>
+// winning tap along W (left alone unless Taps).
+template <int S, bool Taps, typename scalar_t>
 inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
   using lanes::F8;
   using lanes::I8;
@@ -328,7 +328,7 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
     const I8 to = POOLEXT_SHUF2(ta, tb, 1, 3, 9, 11, 5, 7, 13, 15) + half;
     m = e;
     t = te;
-    max_step8<true>(m, t, o, to);
+    max_step8<Taps>(m, t, o, to);
   };
   const F8 a = load8<F8, float>(p), b = load8<F8, float>(p + 8);
   F8 m1;
@@ -336,7 +336,7 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
   pairs(a, b, I8{}, I8{}, 1, m1, t1);  // [p0 p1 p4 p5 | p2 p3 p6 p7], p = pair
   if constexpr (S == 2) {
     v = POOLEXT_SHUF1(m1, 0, 1, 4, 5, 2, 3, 6, 7);
-    tw = POOLEXT_SHUF1(t1, 0, 1, 4, 5, 2, 3, 6, 7);
+    if constexpr (Taps) tw = POOLEXT_SHUF1(t1, 0, 1, 4, 5, 2, 3, 6, 7);
   } else {
     static_assert(S == 4, "pairs of pairs");
     const F8 c = load8<F8, float>(p + 16), d = load8<F8, float>(p + 24);
@@ -345,7 +345,7 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
     pairs(c, d, I8{}, I8{}, 1, m2, t2);
     pairs(m1, m2, t1, t2, 2, m, t);  // [g0 g2 g4 g6 | g1 g3 g5 g7], g = group of 4
     v = POOLEXT_SHUF1(m, 0, 4, 1, 5, 2, 6, 3, 7);
-    tw = POOLEXT_SHUF1(t, 0, 4, 1, 5, 2, 6, 3, 7);
+    if constexpr (Taps) tw = POOLEXT_SHUF1(t, 0, 4, 1, 5, 2, 6, 3, 7);
   }
 }
 
@@ -358,8 +358,10 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
 // windows come as runs of 1), so anything that depends on the window's
 // clipping, such as an average's divisor, is the same for the whole run.
 
-// Contiguous forward.  `in` holds N*C planes of D*H*W.
-template <typename R, int S, typename scalar_t, typename Finish>
+// Contiguous forward.  `in` holds N*C planes of D*H*W.  Without Taps (max
+// values only: no argmax, no indices) the vector groups leave their taps at
+// the first tap; the values are the same.
+template <typename R, int S, bool Taps, typename scalar_t, typename Finish>
 void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
                       Finish&& finish) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -415,9 +417,17 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
         // eight windows ending at the chunk's end (recomputing a few).
         const bool tiles = W.k == S && W.d == 1 && IsMax<R>::value;  // max_tiles8
         if ((S != 4 || tiles) && n >= 8) {
-          auto group = [&](int64_t i0) {
-            lanes::F8 v = lanes::F8{} + (IsMax<R>::value ? lowest<float>() : 0.f);
-            lanes::I8 t = lanes::I8{} + tap0;
+          // G groups of eight windows side by side (outputs i0 .. i0 + 8G):
+          // G independent chains hide the latency of each compare or add.
+          auto group = [&](auto g_const, int64_t i0) {
+            constexpr int G = decltype(g_const)::value;
+            constexpr int64_t span = 8 * (S > 0 ? S : 1);  // input columns per group
+            lanes::F8 v[G];
+            lanes::I8 t[G];
+            for (int q = 0; q < G; ++q) {
+              v[q] = lanes::F8{} + (IsMax<R>::value ? lowest<float>() : 0.f);
+              t[q] = lanes::I8{} + tap0;
+            }
             for (int64_t jd = jd0; jd < jd1; ++jd) {
               for (int64_t jh = jh0; jh < jh1; ++jh) {
                 const scalar_t* p =
@@ -426,42 +436,54 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                 const auto tb = static_cast<int32_t>(g.tap(jd, jh, 0));
                 if constexpr (S != 1 && IsMax<R>::value) {
                   if (tiles) {
-                    lanes::F8 x;
-                    lanes::I8 tw;
-                    max_tiles8<S>(p, x, tw);
-                    max_step8<true>(v, t, x, tw + tb);
+#pragma GCC unroll 4
+                    for (int q = 0; q < G; ++q) {
+                      lanes::F8 x;
+                      lanes::I8 tw;
+                      max_tiles8<S, Taps>(p + q * span, x, tw);
+                      max_step8<Taps>(v[q], t[q], x, tw + tb);
+                    }
                     continue;
                   }
                 }
                 if constexpr (S != 4) {
                   for (int64_t jw = 0; jw < W.k; ++jw) {
-                    const scalar_t* q = p + jw * W.d;
-                    lanes::F8 x = load8<lanes::F8, float>(q);
-                    if constexpr (S == 2) {
-                      const lanes::F8 x2 = load8<lanes::F8, float>(q + 7);
-                      x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
-                    }
-                    if constexpr (IsMax<R>::value) {
-                      max_step8<true>(v, t, x, lanes::I8{} + (tb + static_cast<int32_t>(jw)));
-                    } else {
-                      v += x;
+                    const lanes::I8 tk = lanes::I8{} + (tb + static_cast<int32_t>(jw));
+#pragma GCC unroll 4
+                    for (int q = 0; q < G; ++q) {
+                      const scalar_t* qp = p + q * span + jw * W.d;
+                      lanes::F8 x = load8<lanes::F8, float>(qp);
+                      if constexpr (S == 2) {
+                        const lanes::F8 x2 = load8<lanes::F8, float>(qp + 7);
+                        x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
+                      }
+                      if constexpr (IsMax<R>::value) {
+                        max_step8<Taps>(v[q], t[q], x, tk);
+                      } else {
+                        v[q] += x;
+                      }
                     }
                   }
                 }
               }
             }
-            if constexpr (S == 2) {
-              if (!tiles) {
-                v = POOLEXT_SHUF1(v, 0, 1, 4, 5, 2, 3, 6, 7);
-                t = POOLEXT_SHUF1(t, 0, 1, 4, 5, 2, 3, 6, 7);
+            for (int q = 0; q < G; ++q) {
+              if constexpr (S == 2) {
+                if (!tiles) {
+                  v[q] = POOLEXT_SHUF1(v[q], 0, 1, 4, 5, 2, 3, 6, 7);
+                  t[q] = POOLEXT_SHUF1(t[q], 0, 1, 4, 5, 2, 3, 6, 7);
+                }
               }
+              std::memcpy(vbuf + i0 + 8 * q, &v[q], sizeof(v[q]));
+              std::memcpy(tbuf + i0 + 8 * q, &t[q], sizeof(t[q]));
             }
-            std::memcpy(vbuf + i0, &v, sizeof(v));
-            std::memcpy(tbuf + i0, &t, sizeof(t));
           };
-          for (; i + 8 <= n; i += 8) group(i);
+          using One = std::integral_constant<int, 1>;
+          using Four = std::integral_constant<int, 4>;
+          for (; i + 32 <= n; i += 32) group(Four{}, i);
+          for (; i + 8 <= n; i += 8) group(One{}, i);
           if (i < n) {
-            group(n - 8);
+            group(One{}, n - 8);
             i = n;
           }
         }
@@ -573,7 +595,7 @@ void fold_planes(const scalar_t* in, const Geometry& g, Finish&& finish) {
 }
 
 template <typename R, typename scalar_t, typename Finish>
-void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
+void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true) {
   const Dim& W = g.dim[2];
   // Fewer than 4 windows of a row lie inside the input along W: the row
   // engine would fold every window on its own (see fold_contig_rows).
@@ -586,16 +608,24 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish) {
   const int64_t rows = g.N * g.C * g.dim[0].out * g.dim[1].out;
   const int64_t work = g.dim[2].out * g.kernel_volume();
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
+    auto rows_s = [&](auto s_const) {
+      constexpr int S = decltype(s_const)::value;
+      if (!IsMax<R>::value || want_taps) {
+        fold_contig_rows<R, S, true>(in, g, r0, r1, finish);
+      } else {
+        fold_contig_rows<R, S, false>(in, g, r0, r1, finish);
+      }
+    };
     switch (g.dim[2].s) {
-      case 1: fold_contig_rows<R, 1>(in, g, r0, r1, finish); break;
-      case 2: fold_contig_rows<R, 2>(in, g, r0, r1, finish); break;
+      case 1: rows_s(std::integral_constant<int, 1>{}); break;
+      case 2: rows_s(std::integral_constant<int, 2>{}); break;
       case 4:  // windows that tile the row (1d k4/s4) take max_tiles8, the rest a fixed stride
         if constexpr (std::is_floating_point<at::opmath_type<scalar_t>>::value) {
-          fold_contig_rows<R, 4>(in, g, r0, r1, finish);
+          rows_s(std::integral_constant<int, 4>{});
           break;
         }
         [[fallthrough]];
-      default: fold_contig_rows<R, 0>(in, g, r0, r1, finish); break;
+      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish); break;
     }
   });
 }

@@ -69,7 +69,7 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
       if (channels_last) {
         fold_cl<MaxReduce<acc_t>>(in, g, finish, am != nullptr || idx != nullptr || keep_nan_bits);
       } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish);
+        fold_contig<MaxReduce<acc_t>>(in, g, finish, am != nullptr || idx != nullptr || keep_nan_bits);
       }
     });
   });
