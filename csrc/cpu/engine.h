@@ -861,10 +861,10 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
 // per cover (nine per element for 3x3/s1 windows) where each output sends its
 // gradient to one element.  So each plane is summed in a buffer of its own:
 // zeroed, then every output in increasing order adds its gradient at its
-// winner, then narrowed once into grad_in.  Each element gets 0 plus its winners' gradients in increasing
-// output order, the sum the gather forms, so the bits are the same; the
-// buffer is private to one thread, so there are no atomics and grad_in is
-// written once.  pos[o * KV + t]: the plane offset of tap t of output o, or -1
+// winner, then narrowed once into grad_in.  Each element gets 0 plus its
+// winners' gradients in increasing output order, the sum the gather forms,
+// so the bits are the same; the buffer is private to one thread, so there
+// are no atomics and grad_in is written once.  pos[o * KV + t]: the plane offset of tap t of output o, or -1
 // outside the input (an empty window, or a foreign argmax, sends nothing).
 // Max pooling takes this path for any row length whose windows overlap
 // (one add per output beats a compare per cover; the 112x112 stem backward
@@ -887,9 +887,8 @@ inline std::vector<int32_t> plane_positions(const Geometry& g) {
         for (int64_t jd = D.tap_lo(od); jd < D.tap_hi(od); ++jd) {
           for (int64_t jh = H.tap_lo(oh); jh < H.tap_hi(oh); ++jh) {
             for (int64_t jw = W.tap_lo(ow); jw < W.tap_hi(ow); ++jw) {
-              const int64_t id = D.start(od) + jd * D.d, ih = H.start(oh) + jh * H.d;
-              const int64_t iw = W.start(ow) + jw * W.d;
-              pos[o * KV + g.tap(jd, jh, jw)] = static_cast<int32_t>((id * H.in + ih) * W.in + iw);
+              const int64_t t = g.tap(jd, jh, jw);
+              pos[o * KV + t] = static_cast<int32_t>(g.plane_index(od, oh, ow, t));
             }
           }
         }

@@ -66,10 +66,12 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
           }
         }
       };
+      // Taps are wanted for the argmax, the indices and the 16-bit NaN bits.
+      const bool want_taps = am != nullptr || idx != nullptr || keep_nan_bits;
       if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish, am != nullptr || idx != nullptr || keep_nan_bits);
+        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps);
       } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish, am != nullptr || idx != nullptr || keep_nan_bits);
+        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps);
       }
     });
   });
