@@ -155,6 +155,47 @@ def test_nan_and_ties_semantics():
         assert torch.equal(ib, ia)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_max_values_only_rows(rank, dtype, seed):
+    """Inference max pooling over rows and channel blocks wide enough for the
+    vector groups, which fold values with a plain max and fold again where a
+    NaN turns up: a few NaNs (either sign) among many windows, infinities,
+    values whose sum overflows, signed zeros.  Bits equal torch's (bfloat16
+    channels_last: NaN positions, see test_max_nan_bits_exhaustive)."""
+    rng = rng_for("values-only", rank, str(dtype), seed)
+    big = {torch.float32: 3e38, torch.bfloat16: 3e38, torch.float16: 6e4}[dtype]
+    ours, theirs = op_pair("max", rank)
+    shape = [2, rng.choice([8, 32, 40])] + [rng.randint(4, 9) for _ in range(rank - 1)]
+    shape.append(rng.randint(40, 160))
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=gen) * 3).round().to(dtype)
+    flat = x.view(-1)
+    pick = lambda n: torch.randint(0, flat.numel(), (n,), generator=gen)
+    flat[pick(3)] = float("nan")
+    flat[pick(2)] = -float("nan")
+    flat[pick(4)] = float("inf")
+    flat[pick(4)] = -float("inf")
+    flat[pick(40)] = big
+    flat[::7] = -0.0
+    flat[3::11] = 0.0
+    layouts = [x, x.contiguous(memory_format=torch.channels_last if rank == 2
+                               else torch.channels_last_3d)] if rank > 1 else [x]
+    saw_nan = False
+    for k, s, p in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (4, 4, 0), (2, 1, 0)]:
+        for i, xx in enumerate(layouts):
+            with torch.no_grad():
+                a, b = ours(xx, k, s, p), theirs(xx, k, s, p)
+            saw_nan |= bool(torch.isnan(b).any())
+            if dtype == torch.bfloat16 and i == 1:
+                assert_bit_equal(a, b)
+            else:
+                bits = torch.int32 if dtype == torch.float32 else torch.int16
+                assert torch.equal(a.contiguous().view(bits), b.contiguous().view(bits)), (k, s, p, i)
+    assert saw_nan  # the stride-1 windows cover every element
+
+
 # ---- Paths the small random problems above do not reach: channels_last with
 # C >= 8 (blocks of 8 channels in registers, vector bfloat16 / half
 # conversion), global windows (planes folded together in the contiguous

@@ -300,6 +300,46 @@ inline void max_step8(V& v, T& t, V x, T tk) {
   if constexpr (Taps) t = take ? tk : t;
 }
 
+// A values-only max step on eight float lanes, for max pooling that keeps
+// no argmax or indices.  x replaces v where x > v (max_ps(x, v) keeps v on
+// ties, so a signed zero comes out as the sequential fold leaves it), in one
+// operation instead of max_step8's four.  It may drop a NaN, so `seen` adds
+// up every x: a NaN anywhere leaves a NaN in `seen` (so may an overflow to
+// inf - inf, which only costs a redo), and the caller folds the same windows
+// again with max_step8 when any_nan8 finds one.
+inline lanes::F8 max_keep8(lanes::F8 x, lanes::F8 v) {  // x > v ? x : v
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  return _mm256_max_ps(x, v);
+#else
+  return x > v ? x : v;
+#endif
+}
+
+inline void max_fast8(lanes::F8& v, lanes::F8& seen, lanes::F8 x) {
+  v = max_keep8(x, v);
+  seen += x;
+}
+
+inline bool any_nan8(lanes::F8 s) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  return _mm256_movemask_ps(_mm256_cmp_ps(s, s, _CMP_UNORD_Q)) != 0;
+#else
+  for (int i = 0; i < 8; ++i) {
+    if (s[i] != s[i]) return true;
+  }
+  return false;
+#endif
+}
+
+// For lambdas whose locals (vector accumulators) must stay in registers.
+#ifndef POOLEXT_ALWAYS_INLINE
+#if defined(__GNUC__)
+#define POOLEXT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define POOLEXT_ALWAYS_INLINE
+#endif
+#endif
+
 // Lane shuffles of eight 32-bit lanes by constant indices (0-7 name a's
 // lanes, 8-15 b's).
 #if defined(__clang__)
@@ -315,15 +355,22 @@ inline void max_step8(V& v, T& t, V x, T tk) {
 // a tree of pairwise steps.  Each step takes the later half when max_takes
 // it over the earlier, so the tree gives the sequential fold's value and tap
 // (ties keep the first maximum, the last NaN wins).  tw: each window's
-// winning tap along W (left alone unless Taps).
-template <int S, bool Taps, typename scalar_t>
-inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
+// winning tap along W (left alone unless Taps).  Fast (values only): the
+// steps are max_keep8 and every loaded element is added into `seen` (see
+// max_fast8), so the value is right unless `seen` ends up NaN.
+template <int S, bool Taps, bool Fast, typename scalar_t>
+inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw, lanes::F8& seen) {
   using lanes::F8;
   using lanes::I8;
+  static_assert(!(Taps && Fast), "the fast step keeps no taps");
   auto pairs = [](F8 a, F8 b, I8 ta, I8 tb, int32_t half, F8& m, I8& t) {
     // lanes [a0 a2 b0 b2 | a4 a6 b4 b6] against [a1 a3 b1 b3 | a5 a7 b5 b7]
     const F8 e = POOLEXT_SHUF2(a, b, 0, 2, 8, 10, 4, 6, 12, 14);
     const F8 o = POOLEXT_SHUF2(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
+    if constexpr (Fast) {
+      m = max_keep8(o, e);
+      return;
+    }
     const I8 te = POOLEXT_SHUF2(ta, tb, 0, 2, 8, 10, 4, 6, 12, 14);
     const I8 to = POOLEXT_SHUF2(ta, tb, 1, 3, 9, 11, 5, 7, 13, 15) + half;
     m = e;
@@ -332,16 +379,18 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
   };
   const F8 a = load8<F8, float>(p), b = load8<F8, float>(p + 8);
   F8 m1;
-  I8 t1;
+  I8 t1{};
   pairs(a, b, I8{}, I8{}, 1, m1, t1);  // [p0 p1 p4 p5 | p2 p3 p6 p7], p = pair
   if constexpr (S == 2) {
+    if constexpr (Fast) seen += a + b;
     v = POOLEXT_SHUF1(m1, 0, 1, 4, 5, 2, 3, 6, 7);
     if constexpr (Taps) tw = POOLEXT_SHUF1(t1, 0, 1, 4, 5, 2, 3, 6, 7);
   } else {
     static_assert(S == 4, "pairs of pairs");
     const F8 c = load8<F8, float>(p + 16), d = load8<F8, float>(p + 24);
+    if constexpr (Fast) seen += (a + b) + (c + d);
     F8 m2, m;
-    I8 t2, t;
+    I8 t2{}, t{};
     pairs(c, d, I8{}, I8{}, 1, m2, t2);
     pairs(m1, m2, t1, t2, 2, m, t);  // [g0 g2 g4 g6 | g1 g3 g5 g7], g = group of 4
     v = POOLEXT_SHUF1(m, 0, 4, 1, 5, 2, 6, 3, 7);
@@ -363,7 +412,7 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw) {
 // the first tap; the values are the same.
 template <typename R, int S, bool Taps, typename scalar_t, typename Finish>
 void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
-                      Finish&& finish) {
+                      Finish&& finish, scalar_t* direct) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   acc_t vbuf[kChunk];
@@ -419,53 +468,77 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
         if ((S != 4 || tiles) && n >= 8) {
           // G groups of eight windows side by side (outputs i0 .. i0 + 8G):
           // G independent chains hide the latency of each compare or add.
-          auto group = [&](auto g_const, int64_t i0) {
+          // Max values only (no Taps) fold with max_fast8 first and again
+          // with max_step8 only where that finds a NaN.
+          auto group = [&](auto g_const, int64_t i0) POOLEXT_ALWAYS_INLINE {
             constexpr int G = decltype(g_const)::value;
             constexpr int64_t span = 8 * (S > 0 ? S : 1);  // input columns per group
             lanes::F8 v[G];
             lanes::I8 t[G];
-            for (int q = 0; q < G; ++q) {
-              v[q] = lanes::F8{} + (IsMax<R>::value ? lowest<float>() : 0.f);
-              t[q] = lanes::I8{} + tap0;
-            }
-            for (int64_t jd = jd0; jd < jd1; ++jd) {
-              for (int64_t jh = jh0; jh < jh1; ++jh) {
-                const scalar_t* p =
-                    in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
-                    W.start(ow0 + i0);
-                const auto tb = static_cast<int32_t>(g.tap(jd, jh, 0));
-                if constexpr (S != 1 && IsMax<R>::value) {
-                  if (tiles) {
+            auto fold = [&](auto fast_const) POOLEXT_ALWAYS_INLINE {
+              constexpr bool Fast = decltype(fast_const)::value;
+              lanes::F8 seen[G];
+              for (int q = 0; q < G; ++q) {
+                v[q] = lanes::F8{} + (IsMax<R>::value ? lowest<float>() : 0.f);
+                t[q] = lanes::I8{} + tap0;
+                seen[q] = lanes::F8{};
+              }
+              for (int64_t jd = jd0; jd < jd1; ++jd) {
+                for (int64_t jh = jh0; jh < jh1; ++jh) {
+                  const scalar_t* p =
+                      in_plane + ((D.start(od) + jd * D.d) * H.in + H.start(oh) + jh * H.d) * W.in +
+                      W.start(ow0 + i0);
+                  const auto tb = static_cast<int32_t>(g.tap(jd, jh, 0));
+                  if constexpr (S != 1 && IsMax<R>::value) {
+                    if (tiles) {
 #pragma GCC unroll 4
-                    for (int q = 0; q < G; ++q) {
-                      lanes::F8 x;
-                      lanes::I8 tw;
-                      max_tiles8<S, Taps>(p + q * span, x, tw);
-                      max_step8<Taps>(v[q], t[q], x, tw + tb);
-                    }
-                    continue;
-                  }
-                }
-                if constexpr (S != 4) {
-                  for (int64_t jw = 0; jw < W.k; ++jw) {
-                    const lanes::I8 tk = lanes::I8{} + (tb + static_cast<int32_t>(jw));
-#pragma GCC unroll 4
-                    for (int q = 0; q < G; ++q) {
-                      const scalar_t* qp = p + q * span + jw * W.d;
-                      lanes::F8 x = load8<lanes::F8, float>(qp);
-                      if constexpr (S == 2) {
-                        const lanes::F8 x2 = load8<lanes::F8, float>(qp + 7);
-                        x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
+                      for (int q = 0; q < G; ++q) {
+                        lanes::F8 x;
+                        lanes::I8 tw;
+                        max_tiles8<S, Taps, Fast>(p + q * span, x, tw, seen[q]);
+                        if constexpr (Fast) {
+                          v[q] = max_keep8(x, v[q]);
+                        } else {
+                          max_step8<Taps>(v[q], t[q], x, tw + tb);
+                        }
                       }
-                      if constexpr (IsMax<R>::value) {
-                        max_step8<Taps>(v[q], t[q], x, tk);
-                      } else {
-                        v[q] += x;
+                      continue;
+                    }
+                  }
+                  if constexpr (S != 4) {
+                    for (int64_t jw = 0; jw < W.k; ++jw) {
+                      const lanes::I8 tk = lanes::I8{} + (tb + static_cast<int32_t>(jw));
+#pragma GCC unroll 4
+                      for (int q = 0; q < G; ++q) {
+                        const scalar_t* qp = p + q * span + jw * W.d;
+                        lanes::F8 x = load8<lanes::F8, float>(qp);
+                        if constexpr (S == 2) {
+                          const lanes::F8 x2 = load8<lanes::F8, float>(qp + 7);
+                          x = POOLEXT_SHUF2(x, x2, 0, 2, 9, 11, 4, 6, 13, 15);
+                        }
+                        if constexpr (Fast) {
+                          max_fast8(v[q], seen[q], x);
+                        } else if constexpr (IsMax<R>::value) {
+                          max_step8<Taps>(v[q], t[q], x, tk);
+                        } else {
+                          v[q] += x;
+                        }
                       }
                     }
                   }
                 }
               }
+              if constexpr (Fast) {
+                lanes::F8 all = seen[0];
+                for (int q = 1; q < G; ++q) all += seen[q];
+                return any_nan8(all);
+              }
+              return false;
+            };
+            if constexpr (!Taps && IsMax<R>::value) {
+              if (fold(std::true_type{})) fold(std::false_type{});
+            } else {
+              fold(std::false_type{});
             }
             for (int q = 0; q < G; ++q) {
               if constexpr (S == 2) {
@@ -474,8 +547,12 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                   t[q] = POOLEXT_SHUF1(t[q], 0, 1, 4, 5, 2, 3, 6, 7);
                 }
               }
-              std::memcpy(vbuf + i0 + 8 * q, &v[q], sizeof(v[q]));
-              std::memcpy(tbuf + i0 + 8 * q, &t[q], sizeof(t[q]));
+              if (direct != nullptr) {
+                store8(direct + r * W.out + ow0 + i0 + 8 * q, v[q]);
+              } else {
+                std::memcpy(vbuf + i0 + 8 * q, &v[q], sizeof(v[q]));
+                std::memcpy(tbuf + i0 + 8 * q, &t[q], sizeof(t[q]));
+              }
             }
           };
           using One = std::integral_constant<int, 1>;
@@ -501,7 +578,8 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
           }
         }
       }
-      finish(r * W.out + ow0, n, vbuf, tbuf, od, oh, ow0, 1, 1);
+      // direct: the vector groups stored the whole chunk already (i == n).
+      if (direct == nullptr || i < n) finish(r * W.out + ow0, n, vbuf, tbuf, od, oh, ow0, 1, 1);
     }
     for (int64_t ow = owb; ow < W.out; ++ow) border(ow);
   }
@@ -594,8 +672,12 @@ void fold_planes(const scalar_t* in, const Geometry& g, Finish&& finish) {
   });
 }
 
+// direct: the output itself, where finish would only store the values
+// (float max pooling without taps): the vector groups store there, and
+// finish sees only the outputs they did not cover.
 template <typename R, typename scalar_t, typename Finish>
-void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true) {
+void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true,
+                 scalar_t* direct = nullptr) {
   const Dim& W = g.dim[2];
   // Fewer than 4 windows of a row lie inside the input along W: the row
   // engine would fold every window on its own (see fold_contig_rows).
@@ -611,9 +693,9 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
     auto rows_s = [&](auto s_const) {
       constexpr int S = decltype(s_const)::value;
       if (!IsMax<R>::value || want_taps) {
-        fold_contig_rows<R, S, true>(in, g, r0, r1, finish);
+        fold_contig_rows<R, S, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr));
       } else {
-        fold_contig_rows<R, S, false>(in, g, r0, r1, finish);
+        fold_contig_rows<R, S, false>(in, g, r0, r1, finish, direct);
       }
     };
     switch (g.dim[2].s) {
@@ -625,7 +707,7 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
           break;
         }
         [[fallthrough]];
-      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish); break;
+      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr)); break;
     }
   });
 }
@@ -641,21 +723,43 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
   using T = typename Lanes8<acc_t>::T;
   V v[B];
   T t[B];
-  for (int b = 0; b < B; ++b) {
-    v[b] = IsMax<R>::value ? V{} + lowest<acc_t>() : V{};
-    t[b] = T{} + tap0;
-  }
-  for (int64_t k = 0; k < ntaps; ++k) {
-    const scalar_t* p = base + toff[k];
-    if constexpr (IsMax<R>::value) {
-      const T tk = T{} + tidx[k];
-      for (int b = 0; b < B; ++b) {
-        const V x = load8<V, acc_t>(p + 8 * b);
-        max_step8<Taps>(v[b], t[b], x, tk);
-      }
-    } else {
-      for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
+  // Max values only (no Taps) fold with max_fast8 first and again with
+  // max_step8 only where that finds a NaN.
+  auto fold = [&](auto fast_const) POOLEXT_ALWAYS_INLINE {
+    constexpr bool Fast = decltype(fast_const)::value;
+    V seen[B];
+    for (int b = 0; b < B; ++b) {
+      v[b] = IsMax<R>::value ? V{} + lowest<acc_t>() : V{};
+      t[b] = T{} + tap0;
+      seen[b] = V{};
     }
+    for (int64_t k = 0; k < ntaps; ++k) {
+      const scalar_t* p = base + toff[k];
+      if constexpr (IsMax<R>::value) {
+        const T tk = T{} + tidx[k];
+        for (int b = 0; b < B; ++b) {
+          const V x = load8<V, acc_t>(p + 8 * b);
+          if constexpr (Fast) {
+            max_fast8(v[b], seen[b], x);
+          } else {
+            max_step8<Taps>(v[b], t[b], x, tk);
+          }
+        }
+      } else {
+        for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
+      }
+    }
+    if constexpr (Fast) {
+      V all = seen[0];
+      for (int b = 1; b < B; ++b) all += seen[b];
+      return any_nan8(all);
+    }
+    return false;
+  };
+  if constexpr (!Taps && IsMax<R>::value && std::is_same<acc_t, float>::value) {
+    if (fold(std::true_type{})) fold(std::false_type{});
+  } else {
+    fold(std::false_type{});
   }
   for (int b = 0; b < B; ++b) {
     std::memcpy(vbuf + 8 * b, &v[b], sizeof(V));
@@ -668,8 +772,10 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
 // channels_last forward.  `in` is N x D x H x W x C; runs are chunks of
 // channels at one output position.  want_taps = false: finish reads no taps
 // (inference max pooling, average pooling), so the vector path tracks none.
+// direct: as for fold_contig.
 template <typename R, typename scalar_t, typename Finish>
-void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true) {
+void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true,
+             scalar_t* direct = nullptr) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t C = g.C;
@@ -712,10 +818,24 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_t
           if (want_taps) {
             for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
+          } else if (direct != nullptr) {
+            acc_t* dst = reinterpret_cast<acc_t*>(direct) + pos * C + c0;  // float: see fold_contig
+            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c);
+            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c);
           } else {
             for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
           }
+        }
+        if (direct != nullptr) {  // only the channels the blocks left over
+          if (c < n) {
+            fold_init<R>(vbuf + c, tbuf + c, n - c, tap0);
+            for (int64_t k = 0; k < ntaps; ++k) {
+              fold_tap<R, 1>(vbuf + c, tbuf + c, in_n + toff[k] + c0 + c, 1, n - c, tidx[k]);
+            }
+            finish(pos * C + c0 + c, n - c, vbuf + c, tbuf + c, od, oh, ow, 0, 1);
+          }
+          continue;
         }
         if (c < n) {
           fold_init<R>(vbuf + c, tbuf + c, n - c, tap0);

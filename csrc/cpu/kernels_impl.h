@@ -66,12 +66,16 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
           }
         }
       };
-      // Taps are wanted for the argmax, the indices and the 16-bit NaN bits.
-      const bool want_taps = am != nullptr || idx != nullptr || keep_nan_bits;
+      // Taps are wanted for the argmax, the indices and the 16-bit NaN bits
+      // (a float or double result already is the winning element's bits).
+      const bool want_taps =
+          am != nullptr || idx != nullptr || (keep_nan_bits && is_half_type<scalar_t>);
+      // Without taps a float result is only stored: the engine can store it.
+      scalar_t* direct = !want_taps && std::is_same<scalar_t, float>::value ? o : nullptr;
       if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps);
+        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps, direct);
       } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps);
+        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps, direct);
       }
     });
   });
