@@ -331,6 +331,39 @@ inline bool any_nan8(lanes::F8 s) {
 #endif
 }
 
+// Streaming stores for the values-only forward.  A pass that moves more
+// bytes than the last-level cache holds leaves none of its output there for
+// the next layer, and an ordinary store first reads the line it writes (read
+// for ownership), so the output's bytes cross the memory bus twice.  Above
+// POOLEXT_STREAM_MIN_BYTES (input plus output; default 32 MiB, the cache of
+// the machines this was measured on, where sysconf reports the host's) the
+// engines store aligned vectors with non-temporal stores and fence at the
+// end of each task, before parallel_for returns.  Same values either way.
+inline int64_t stream_min_bytes() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("POOLEXT_STREAM_MIN_BYTES");
+    return e != nullptr && *e != '\0' ? static_cast<int64_t>(std::atoll(e)) : int64_t{32} << 20;
+  }();
+  return v;
+}
+
+inline void store_f8(float* p, lanes::F8 v, bool stream) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  if (stream && (reinterpret_cast<uintptr_t>(p) & 31) == 0) {
+    _mm256_stream_ps(p, v);
+    return;
+  }
+#endif
+  std::memcpy(p, &v, sizeof(v));
+}
+
+inline void stream_fence(bool stream) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  if (stream) _mm_sfence();
+#endif
+  (void)stream;
+}
+
 // For lambdas whose locals (vector accumulators) must stay in registers.
 #ifndef POOLEXT_ALWAYS_INLINE
 #if defined(__GNUC__)
@@ -412,7 +445,7 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw, lanes::F8
 // the first tap; the values are the same.
 template <typename R, int S, bool Taps, typename scalar_t, typename Finish>
 void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
-                      Finish&& finish, scalar_t* direct) {
+                      Finish&& finish, scalar_t* direct, bool stream) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   acc_t vbuf[kChunk];
@@ -548,7 +581,9 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                 }
               }
               if (direct != nullptr) {
-                store8(direct + r * W.out + ow0 + i0 + 8 * q, v[q]);
+                if constexpr (std::is_same<scalar_t, float>::value) {
+                  store_f8(direct + r * W.out + ow0 + i0 + 8 * q, v[q], stream);
+                }
               } else {
                 std::memcpy(vbuf + i0 + 8 * q, &v[q], sizeof(v[q]));
                 std::memcpy(tbuf + i0 + 8 * q, &t[q], sizeof(t[q]));
@@ -674,10 +709,11 @@ void fold_planes(const scalar_t* in, const Geometry& g, Finish&& finish) {
 
 // direct: the output itself, where finish would only store the values
 // (float max pooling without taps): the vector groups store there, and
-// finish sees only the outputs they did not cover.
+// finish sees only the outputs they did not cover.  stream: those stores are
+// streaming ones (see stream_min_bytes).
 template <typename R, typename scalar_t, typename Finish>
 void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true,
-                 scalar_t* direct = nullptr) {
+                 scalar_t* direct = nullptr, bool stream = false) {
   const Dim& W = g.dim[2];
   // Fewer than 4 windows of a row lie inside the input along W: the row
   // engine would fold every window on its own (see fold_contig_rows).
@@ -687,15 +723,21 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
     fold_planes<R>(in, g, finish);
     return;
   }
+  // Stream only where the vector groups write whole rows from aligned
+  // starts: a streaming store to a line that ordinary stores (border
+  // windows, an overlapping last group) also write sends the line to memory
+  // and back (the 3x3/s2/p1 stem forward took 2.5 times as long).
+  stream = stream && owa == 0 && owb == W.out && W.out % 8 == 0 &&
+           reinterpret_cast<uintptr_t>(direct) % 32 == 0;
   const int64_t rows = g.N * g.C * g.dim[0].out * g.dim[1].out;
   const int64_t work = g.dim[2].out * g.kernel_volume();
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
     auto rows_s = [&](auto s_const) {
       constexpr int S = decltype(s_const)::value;
       if (!IsMax<R>::value || want_taps) {
-        fold_contig_rows<R, S, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr));
+        fold_contig_rows<R, S, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr), false);
       } else {
-        fold_contig_rows<R, S, false>(in, g, r0, r1, finish, direct);
+        fold_contig_rows<R, S, false>(in, g, r0, r1, finish, direct, stream);
       }
     };
     switch (g.dim[2].s) {
@@ -707,8 +749,9 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
           break;
         }
         [[fallthrough]];
-      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr)); break;
+      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr), false); break;
     }
+    stream_fence(stream);
   });
 }
 
@@ -718,7 +761,7 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
 template <typename R, int B, bool Taps, typename scalar_t, typename acc_t>
 inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff,
                           const std::vector<int32_t>& tidx, int64_t ntaps, int32_t tap0,
-                          acc_t* vbuf, int32_t* tbuf) {
+                          acc_t* vbuf, int32_t* tbuf, bool stream = false) {
   using V = typename Lanes8<acc_t>::V;
   using T = typename Lanes8<acc_t>::T;
   V v[B];
@@ -762,7 +805,11 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
     fold(std::false_type{});
   }
   for (int b = 0; b < B; ++b) {
-    std::memcpy(vbuf + 8 * b, &v[b], sizeof(V));
+    if constexpr (std::is_same<V, lanes::F8>::value) {
+      store_f8(vbuf + 8 * b, v[b], stream);
+    } else {
+      std::memcpy(vbuf + 8 * b, &v[b], sizeof(V));
+    }
     if constexpr (Taps && IsMax<R>::value) {
       for (int i = 0; i < 8; ++i) tbuf[8 * b + i] = static_cast<int32_t>(t[b][i]);
     }
@@ -772,15 +819,17 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
 // channels_last forward.  `in` is N x D x H x W x C; runs are chunks of
 // channels at one output position.  want_taps = false: finish reads no taps
 // (inference max pooling, average pooling), so the vector path tracks none.
-// direct: as for fold_contig.
+// direct, stream: as for fold_contig.
 template <typename R, typename scalar_t, typename Finish>
 void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_taps = true,
-             scalar_t* direct = nullptr) {
+             scalar_t* direct = nullptr, bool stream = false) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   const int64_t C = g.C;
   const int64_t positions = g.N * g.out_plane();
   const TapRanges rd(D), rh(H), rw(W);
+  // Whole aligned blocks only (see fold_contig).
+  stream = stream && C % 8 == 0 && reinterpret_cast<uintptr_t>(direct) % 32 == 0;
   at::parallel_for(0, positions, grain_for(C * g.kernel_volume()), [&](int64_t p0, int64_t p1) {
     acc_t vbuf[kChunk];
     int32_t tbuf[kChunk];
@@ -820,8 +869,8 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_t
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
           } else if (direct != nullptr) {
             acc_t* dst = reinterpret_cast<acc_t*>(direct) + pos * C + c0;  // float: see fold_contig
-            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c);
-            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c);
+            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c, stream);
+            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c, stream);
           } else {
             for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
@@ -856,6 +905,7 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_t
         }
       }
     }
+    stream_fence(stream);
   });
 }
 

@@ -72,10 +72,12 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
           am != nullptr || idx != nullptr || (keep_nan_bits && is_half_type<scalar_t>);
       // Without taps a float result is only stored: the engine can store it.
       scalar_t* direct = !want_taps && std::is_same<scalar_t, float>::value ? o : nullptr;
+      const int64_t bytes = (x.numel() + out.numel()) * static_cast<int64_t>(sizeof(scalar_t));
+      const bool stream = direct != nullptr && bytes > stream_min_bytes();
       if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps, direct);
+        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
       } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps, direct);
+        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
       }
     });
   });
