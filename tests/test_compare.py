@@ -158,12 +158,14 @@ def test_nan_and_ties_semantics():
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("rank", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
-def test_max_values_only_rows(rank, dtype, seed):
-    """Inference max pooling over rows and channel blocks wide enough for the
-    vector groups, which fold values with a plain max and fold again where a
-    NaN turns up: a few NaNs (either sign) among many windows, infinities,
-    values whose sum overflows, signed zeros.  Bits equal torch's (bfloat16
-    channels_last: NaN positions, see test_max_nan_bits_exhaustive)."""
+def test_max_vector_rows(rank, dtype, seed):
+    """Max pooling over rows and channel blocks wide enough for the vector
+    groups, which fold with a plain max (and a compare for the argmax) and
+    fold again where a NaN turns up: a few NaNs (either sign) among many
+    windows, infinities, values whose sum overflows, signed zeros.  Values
+    without and with indices, bit for bit as torch's (bfloat16 channels_last:
+    NaN positions, see test_max_nan_bits_exhaustive); indices as torch's
+    contiguous kernel gives them."""
     rng = rng_for("values-only", rank, str(dtype), seed)
     big = {torch.float32: 3e38, torch.bfloat16: 3e38, torch.float16: 6e4}[dtype]
     ours, theirs = op_pair("max", rank)
@@ -188,11 +190,16 @@ def test_max_values_only_rows(rank, dtype, seed):
             with torch.no_grad():
                 a, b = ours(xx, k, s, p), theirs(xx, k, s, p)
             saw_nan |= bool(torch.isnan(b).any())
-            if dtype == torch.bfloat16 and i == 1:
-                assert_bit_equal(a, b)
-            else:
-                bits = torch.int32 if dtype == torch.float32 else torch.int16
-                assert torch.equal(a.contiguous().view(bits), b.contiguous().view(bits)), (k, s, p, i)
+            ai, ia = ours(xx, k, s, p, return_indices=True)
+            bi, _ = theirs(xx, k, s, p, return_indices=True)
+            ib = theirs(x, k, s, p, return_indices=True)[1]
+            assert torch.equal(ia, ib), (k, s, p, i)
+            for got, ref in ((a, b), (ai, bi)):
+                if dtype == torch.bfloat16 and i == 1:
+                    assert_bit_equal(got, ref)
+                else:
+                    bits = torch.int32 if dtype == torch.float32 else torch.int16
+                    assert torch.equal(got.contiguous().view(bits), ref.contiguous().view(bits)), (k, s, p, i)
     assert saw_nan  # the stride-1 windows cover every element
 
 

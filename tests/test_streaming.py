@@ -13,7 +13,7 @@ def test_streaming_stores_agree_with_torch():
     env = dict(os.environ, POOLEXT_STREAM_MIN_BYTES="0", POOLEXT_TEST_SEEDS="12")
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-k", "values_only or (forward_float and max) or channels_last_wide or global_windows",
+         "-k", "vector_rows or (forward_float and max) or channels_last_wide or global_windows",
          os.path.join(here, "test_compare.py")],
         env=env, capture_output=True, text=True, cwd=os.path.dirname(here))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
