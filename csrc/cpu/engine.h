@@ -320,7 +320,11 @@ inline void max_fast8(lanes::F8& v, lanes::F8& seen, lanes::F8 x) {
   seen += x;
 }
 
-inline bool any_nan8(lanes::F8 s) {
+// Whether any lane of the N detectors is NaN (their sum is NaN then).
+template <int N>
+inline bool any_nan8(const lanes::F8 (&seen)[N]) {
+  lanes::F8 s = seen[0];
+  for (int i = 1; i < N; ++i) s += seen[i];
 #if defined(POOLEXT_AVX2) && POOLEXT_AVX2
   return _mm256_movemask_ps(_mm256_cmp_ps(s, s, _CMP_UNORD_Q)) != 0;
 #else
@@ -561,11 +565,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                   }
                 }
               }
-              if constexpr (Fast) {
-                lanes::F8 all = seen[0];
-                for (int q = 1; q < G; ++q) all += seen[q];
-                return any_nan8(all);
-              }
+              if constexpr (Fast) return any_nan8(seen);
               return false;
             };
             if constexpr (!Taps && IsMax<R>::value) {
@@ -792,11 +792,7 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
         for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
       }
     }
-    if constexpr (Fast) {
-      V all = seen[0];
-      for (int b = 1; b < B; ++b) all += seen[b];
-      return any_nan8(all);
-    }
+    if constexpr (Fast) return any_nan8(seen);
     return false;
   };
   if constexpr (!Taps && IsMax<R>::value && std::is_same<acc_t, float>::value) {
@@ -867,24 +863,12 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_t
           if (want_taps) {
             for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, true>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
-          } else if (direct != nullptr) {
-            acc_t* dst = reinterpret_cast<acc_t*>(direct) + pos * C + c0;  // float: see fold_contig
+          } else {
+            // direct: the blocks store into the output itself (float: see fold_contig).
+            acc_t* dst = direct != nullptr ? reinterpret_cast<acc_t*>(direct) + pos * C + c0 : vbuf;
             for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c, stream);
             for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, dst + c, tbuf + c, stream);
-          } else {
-            for (; c + 32 <= n; c += 32) fold_cl_block<R, 4, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
-            for (; c + 8 <= n; c += 8) fold_cl_block<R, 1, false>(in_n + c0 + c, toff, tidx, ntaps, tap0, vbuf + c, tbuf + c);
           }
-        }
-        if (direct != nullptr) {  // only the channels the blocks left over
-          if (c < n) {
-            fold_init<R>(vbuf + c, tbuf + c, n - c, tap0);
-            for (int64_t k = 0; k < ntaps; ++k) {
-              fold_tap<R, 1>(vbuf + c, tbuf + c, in_n + toff[k] + c0 + c, 1, n - c, tidx[k]);
-            }
-            finish(pos * C + c0 + c, n - c, vbuf + c, tbuf + c, od, oh, ow, 0, 1);
-          }
-          continue;
         }
         if (c < n) {
           fold_init<R>(vbuf + c, tbuf + c, n - c, tap0);
@@ -892,7 +876,10 @@ void fold_cl(const scalar_t* in, const Geometry& g, Finish&& finish, bool want_t
             fold_tap<R, 1>(vbuf + c, tbuf + c, in_n + toff[k] + c0 + c, 1, n - c, tidx[k]);
           }
         }
-        finish(pos * C + c0, n, vbuf, tbuf, od, oh, ow, 0, 1);
+        const int64_t stored = direct != nullptr ? c : 0;  // channels already in the output
+        if (stored < n) {
+          finish(pos * C + c0 + stored, n - stored, vbuf + stored, tbuf + stored, od, oh, ow, 0, 1);
+        }
       }
       if (++ow == W.out) {
         ow = 0;
