@@ -161,6 +161,17 @@ inline uint16_t half_nan_bits(float f) {
   return static_cast<uint16_t>(((w >> 16) & 0x8000u) | 0x7E00u | ((w >> 13) & 0x3FFu));
 }
 
+// A NaN result narrowed as torch's CPU kernels narrow it: half keeps the
+// payload (half_nan_bits), bfloat16 gets the canonical NaN (as static_cast).
+template <typename scalar_t>
+inline scalar_t narrow_nan(float f) {
+  if constexpr (std::is_same<scalar_t, at::Half>::value) {
+    return at::Half(half_nan_bits(f), at::Half::from_bits());
+  } else {
+    return static_cast<scalar_t>(f);
+  }
+}
+
 template <typename scalar_t>
 constexpr bool is_half_type =
     std::is_same<scalar_t, at::BFloat16>::value || std::is_same<scalar_t, at::Half>::value;

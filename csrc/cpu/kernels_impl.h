@@ -21,65 +21,66 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
   const auto am_type = argmax_dtype(g.kernel_volume());
   AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "poolext.max_pool", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    dispatch_argmax(am_type, [&](auto am_tag) {
-      using arg_t = decltype(am_tag);
-      const scalar_t* in = x.const_data_ptr<scalar_t>();
-      scalar_t* o = out.data_ptr<scalar_t>();
-      arg_t* am = with_argmax ? reinterpret_cast<arg_t*>(argmax.data_ptr()) : nullptr;
-      int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
-      const int64_t OP = g.out_plane(), IP = g.in_plane();
-      auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
-                        int64_t oh, int64_t ow, int64_t ow_step, int64_t es) {
-        store_n(o + e, v, n, es);
-        // A NaN result in a 16-bit type comes out as torch's kernels give it:
-        // the winning input element itself on torch's plain 1d path, else
-        // the float result narrowed (bfloat16: the canonical NaN, as
-        // store_n gives; half: F16C's narrowing, which keeps the payload).
-        if constexpr (is_half_type<scalar_t>) {
-          if (keep_nan_bits || std::is_same<scalar_t, at::Half>::value) {
-            for (int64_t i = 0; i < n; ++i) {
-              if (v[i] == v[i]) continue;
-              const int64_t ei = e + i * es;
-              if (!keep_nan_bits) {
-                if constexpr (std::is_same<scalar_t, at::Half>::value) {
-                  o[ei] = at::Half(half_nan_bits(v[i]), at::Half::from_bits());
-                }
-                continue;
-              }
-              const int64_t pi = g.plane_index(od, oh, ow + i * ow_step, t[i]);
-              o[ei] = channels_last ? in[((ei / (g.C * OP)) * IP + pi) * g.C + ei % g.C]
-                                    : in[(ei / OP) * IP + pi];
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    void* am = with_argmax ? argmax.data_ptr() : nullptr;
+    int64_t* idx = with_indices ? indices.data_ptr<int64_t>() : nullptr;
+    const int64_t OP = g.out_plane(), IP = g.in_plane();
+    auto finish = [&](int64_t e, int64_t n, const acc_t* v, const int32_t* t, int64_t od,
+                      int64_t oh, int64_t ow, int64_t ow_step, int64_t es) {
+      store_n(o + e, v, n, es);
+      // A NaN result in a 16-bit type comes out as torch's kernels give it:
+      // the winning input element itself on torch's plain 1d path, else
+      // the float result narrowed (bfloat16: the canonical NaN, as
+      // store_n gives; half: F16C's narrowing, which keeps the payload).
+      if constexpr (is_half_type<scalar_t>) {
+        if (keep_nan_bits || std::is_same<scalar_t, at::Half>::value) {
+          for (int64_t i = 0; i < n; ++i) {
+            if (v[i] == v[i]) continue;
+            const int64_t ei = e + i * es;
+            if (!keep_nan_bits) {
+              o[ei] = narrow_nan<scalar_t>(v[i]);
+              continue;
             }
+            const int64_t pi = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+            o[ei] = channels_last ? in[((ei / (g.C * OP)) * IP + pi) * g.C + ei % g.C]
+                                  : in[(ei / OP) * IP + pi];
           }
         }
-        if (am) {
-          arg_t* __restrict__ ad = am + e;  // a byte store may alias anything else
+      }
+      if (am) {
+        // The argmax dtype is chosen here, per call, so that the fold
+        // itself is compiled once per dtype rather than once per pair.
+        dispatch_argmax(am_type, [&](auto am_tag) {
+          using arg_t = decltype(am_tag);
+          // a byte store may alias anything else
+          arg_t* __restrict__ ad = static_cast<arg_t*>(am) + e;
           if (es == 1) {
             for (int64_t i = 0; i < n; ++i) ad[i] = static_cast<arg_t>(t[i]);
           } else {
             for (int64_t i = 0; i < n; ++i) ad[i * es] = static_cast<arg_t>(t[i]);
           }
-        }
-        if (idx) {
-          for (int64_t i = 0; i < n; ++i) {
-            idx[e + i * es] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
-          }
-        }
-      };
-      // Taps are wanted for the argmax, the indices and the 16-bit NaN bits
-      // (a float or double result already is the winning element's bits).
-      const bool want_taps =
-          am != nullptr || idx != nullptr || (keep_nan_bits && is_half_type<scalar_t>);
-      // Without taps a float result is only stored: the engine can store it.
-      scalar_t* direct = !want_taps && std::is_same<scalar_t, float>::value ? o : nullptr;
-      const int64_t bytes = (x.numel() + out.numel()) * static_cast<int64_t>(sizeof(scalar_t));
-      const bool stream = direct != nullptr && bytes > stream_min_bytes();
-      if (channels_last) {
-        fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
-      } else {
-        fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
+        });
       }
-    });
+      if (idx) {
+        for (int64_t i = 0; i < n; ++i) {
+          idx[e + i * es] = g.plane_index(od, oh, ow + i * ow_step, t[i]);
+        }
+      }
+    };
+    // Taps are wanted for the argmax, the indices and the 16-bit NaN bits
+    // (a float or double result already is the winning element's bits).
+    const bool want_taps =
+        am != nullptr || idx != nullptr || (keep_nan_bits && is_half_type<scalar_t>);
+    // Without taps a float result is only stored: the engine can store it.
+    scalar_t* direct = !want_taps && std::is_same<scalar_t, float>::value ? o : nullptr;
+    const int64_t bytes = (x.numel() + out.numel()) * static_cast<int64_t>(sizeof(scalar_t));
+    const bool stream = direct != nullptr && bytes > stream_min_bytes();
+    if (channels_last) {
+      fold_cl<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
+    } else {
+      fold_contig<MaxReduce<acc_t>>(in, g, finish, want_taps, direct, stream);
+    }
   });
 }
 
