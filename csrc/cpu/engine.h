@@ -88,6 +88,13 @@ inline T arg_eq8(const arg_t* a, arg_t t) {
   return __builtin_convertvector(av == t, T);
 }
 
+// x in the lanes where mask is all ones, +0 where it is zero: one and (the
+// form `mask ? x : V{}` compiles to a compare with zero and an andnot).
+template <typename V, typename T>
+inline V keep8(V x, T mask) {
+  return (V)((T)x & mask);
+}
+
 template <typename R>
 struct IsMax : std::false_type {};
 template <typename acc_t>
@@ -114,10 +121,16 @@ inline U8 f_to_bits(F8 f) {
 // bfloat16 -> float: the upper half of the float's bits.
 inline F8 bf16_to_f(H8 h) { return bits_to_f(__builtin_convertvector(h, U8) << 16); }
 
+// float -> bfloat16 bits in 32-bit lanes, rounding to nearest even; right
+// for every lane but NaN.
+inline U8 f_to_bf16_bits(F8 f) {
+  const U8 u = f_to_bits(f);
+  return (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
+}
+
 // float -> bfloat16, rounding to nearest even; NaN becomes 0x7FC0 (as c10 does).
 inline H8 f_to_bf16(F8 f) {
-  const U8 u = f_to_bits(f);
-  const U8 r = (u + (((u >> 16) & 1u) + 0x7FFFu)) >> 16;
+  const U8 r = f_to_bf16_bits(f);
   const U8 q = (f != f) ? U8{} + 0x7FC0u : r;
   return __builtin_convertvector(q, H8);
 }
@@ -233,6 +246,27 @@ inline void store8(scalar_t* p, V v) {
   }
 }
 
+// Sixteen lanes narrowed to scalar_t: store8(p, a) and store8(p + 8, b).
+// bfloat16 under AVX2: both rounded, then one pack and one permute, and a
+// single NaN test for the pair (a NaN pair goes the way of store8).
+template <typename scalar_t, typename V>
+inline void store16(scalar_t* p, V a, V b) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  if constexpr (std::is_same<scalar_t, at::BFloat16>::value && std::is_same<V, lanes::F8>::value) {
+    if (_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) == 0) {
+      // No NaN: every rounded lane fits 16 bits, so the pack is exact; it
+      // interleaves 128-bit halves (a0-3 b0-3 | a4-7 b4-7), the permute undoes that.
+      const __m256i ra = (__m256i)lanes::f_to_bf16_bits(a), rb = (__m256i)lanes::f_to_bf16_bits(b);
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(ra, rb), 0xD8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), w);
+      return;
+    }
+  }
+#endif
+  store8(p, a);
+  store8(p + 8, b);
+}
+
 // Two or four sets of eight lanes interleaved and narrowed:
 // dst[K * i + j] = v_j[i] for lanes i < 8 and sets j < K (16 or 32 elements).
 template <typename scalar_t, typename V>
@@ -260,6 +294,7 @@ inline void store_n(scalar_t* __restrict__ dst, const acc_t* __restrict__ v, int
   if (es == 1) {
     if constexpr (Lanes8<acc_t>::ok && !std::is_same<scalar_t, acc_t>::value) {
       using V = typename Lanes8<acc_t>::V;
+      for (; i + 16 <= n; i += 16) store16(dst + i, load8<V, acc_t>(v + i), load8<V, acc_t>(v + i + 8));
       for (; i + 8 <= n; i += 8) store8(dst + i, load8<V, acc_t>(v + i));
     }
     for (; i < n; ++i) dst[i] = static_cast<scalar_t>(v[i]);
@@ -329,6 +364,44 @@ inline lanes::F8 max_keep8(lanes::F8 x, lanes::F8 v) {  // x > v ? x : v
 inline void max_fast8(lanes::F8& v, lanes::F8& seen, lanes::F8 x) {
   v = max_keep8(x, v);
   seen += x;
+}
+
+// The channels_last fold's step: v, t take x, tk where x > v (a NaN x is
+// skipped, so the caller checks its loads with unordered8 and folds again
+// with max_step8 where one turns up).  One compare, a max and a blend,
+// against max_step8's two compares, an or and two blends.
+template <bool Taps>
+inline void max_fast_taps8(lanes::F8& v, lanes::I8& t, lanes::F8 x, lanes::I8 tk) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  if constexpr (Taps) {
+    t = (lanes::I8)_mm256_blendv_ps((__m256)t, (__m256)tk, _mm256_cmp_ps(x, v, _CMP_GT_OQ));
+  }
+  v = _mm256_max_ps(x, v);
+#else
+  if constexpr (Taps) t = x > v ? tk : t;
+  v = x > v ? x : v;
+#endif
+}
+
+// All ones in the lanes where a or b is NaN.
+inline lanes::I8 unordered8(lanes::F8 a, lanes::F8 b) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  return (lanes::I8)_mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+#else
+  return (a != a) | (b != b);
+#endif
+}
+
+// Whether any lane of m is nonzero.
+inline bool any_lane8(lanes::I8 m) {
+#if defined(POOLEXT_AVX2) && POOLEXT_AVX2
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
+  for (int i = 0; i < 8; ++i) {
+    if (m[i] != 0) return true;
+  }
+  return false;
+#endif
 }
 
 // Whether any lane of the N detectors is NaN (their sum is NaN then).
@@ -777,36 +850,41 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
   using T = typename Lanes8<acc_t>::T;
   V v[B];
   T t[B];
-  // Max values only (no Taps) fold with max_fast8 first and again with
-  // max_step8 only where that finds a NaN.
+  // Float max folds with max_fast_taps8 first, and again with max_step8
+  // only where a loaded element was NaN.
+  constexpr bool kFast = IsMax<R>::value && std::is_same<acc_t, float>::value;
   auto fold = [&](auto fast_const) POOLEXT_ALWAYS_INLINE {
     constexpr bool Fast = decltype(fast_const)::value;
-    V seen[B];
     for (int b = 0; b < B; ++b) {
       v[b] = IsMax<R>::value ? V{} + lowest<acc_t>() : V{};
       t[b] = T{} + tap0;
-      seen[b] = V{};
     }
+    lanes::I8 nan{};
     for (int64_t k = 0; k < ntaps; ++k) {
       const scalar_t* p = base + toff[k];
       if constexpr (IsMax<R>::value) {
         const T tk = T{} + tidx[k];
+        V x[B];
+        for (int b = 0; b < B; ++b) x[b] = load8<V, acc_t>(p + 8 * b);
         for (int b = 0; b < B; ++b) {
-          const V x = load8<V, acc_t>(p + 8 * b);
           if constexpr (Fast) {
-            max_fast8(v[b], seen[b], x);
+            max_fast_taps8<Taps>(v[b], t[b], x[b], tk);
           } else {
-            max_step8<Taps>(v[b], t[b], x, tk);
+            max_step8<Taps>(v[b], t[b], x[b], tk);
           }
+        }
+        if constexpr (Fast) {  // one compare finds a NaN in either of two loads
+          for (int b = 0; b + 1 < B; b += 2) nan |= unordered8(x[b], x[b + 1]);
+          if constexpr (B % 2 == 1) nan |= unordered8(x[B - 1], x[B - 1]);
         }
       } else {
         for (int b = 0; b < B; ++b) v[b] += load8<V, acc_t>(p + 8 * b);
       }
     }
-    if constexpr (Fast) return any_nan8(seen);
+    if constexpr (Fast) return any_lane8(nan);
     return false;
   };
-  if constexpr (!Taps && IsMax<R>::value && std::is_same<acc_t, float>::value) {
+  if constexpr (kFast) {
     if (fold(std::true_type{})) fold(std::false_type{});
   } else {
     fold(std::false_type{});
@@ -818,7 +896,13 @@ inline void fold_cl_block(const scalar_t* base, const std::vector<int64_t>& toff
       std::memcpy(vbuf + 8 * b, &v[b], sizeof(V));
     }
     if constexpr (Taps && IsMax<R>::value) {
-      for (int i = 0; i < 8; ++i) tbuf[8 * b + i] = static_cast<int32_t>(t[b][i]);
+      if constexpr (sizeof(T) == 8 * sizeof(int32_t)) {
+        // One vector store (a memcpy from &t[b] kept t in memory in the loop).
+        typedef int32_t I8u __attribute__((vector_size(32), aligned(4)));
+        *reinterpret_cast<I8u*>(tbuf + 8 * b) = t[b];
+      } else {
+        for (int i = 0; i < 8; ++i) tbuf[8 * b + i] = static_cast<int32_t>(t[b][i]);
+      }
     }
   }
 }
@@ -1194,7 +1278,7 @@ inline void tile_row_lanes(scalar_t* row, const arg_t* a, const scalar_t* gr, in
     auto eight = [&](scalar_t* dst, const arg_t* aa, const scalar_t* gg) {
       const V x = V{} + load8<V, acc_t>(gg);
       auto sel = [&](int jw) {
-        return V(arg_eq8<T>(aa, static_cast<arg_t>(t0 + jw)) ? x : V{});
+        return keep8(x, arg_eq8<T>(aa, static_cast<arg_t>(t0 + jw)));
       };
       if constexpr (K == 2) {
         store_interleaved2(dst, sel(0), sel(1));
@@ -1273,7 +1357,7 @@ void max_backward_tiles_cl(scalar_t* grad_in, const scalar_t* go, const arg_t* a
               const auto t = static_cast<arg_t>(t0 + jw);
               for (int64_t c = 0; c < C8; c += 8) {
                 const V x = load8<V, acc_t>(gr + c);
-                store8(dst + c, V{} + (arg_eq8<T>(a + c, t) ? x : V{}));
+                store8(dst + c, V{} + keep8(x, arg_eq8<T>(a + c, t)));
               }
               for (int64_t c = C8; c < C; ++c) {
                 dst[c] = static_cast<scalar_t>(a[c] == t ? acc_t(0) + static_cast<acc_t>(gr[c])
@@ -1501,10 +1585,8 @@ void gather_cl(scalar_t* grad_in, const Geometry& g, const Policy& pol) {
             a2 += pol.take8(cov[k], c + 16);
             a3 += pol.take8(cov[k], c + 24);
           }
-          store8(dst + c, a0);
-          store8(dst + c + 8, a1);
-          store8(dst + c + 16, a2);
-          store8(dst + c + 24, a3);
+          store16(dst + c, a0, a1);
+          store16(dst + c + 16, a2, a3);
         }
         for (; c + 8 <= C; c += 8) {
           V acc = V{};

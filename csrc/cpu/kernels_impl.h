@@ -15,6 +15,18 @@ namespace POOLEXT_CPU_ISA {
 
 #include "engine.h"
 
+// n taps narrowed to the argmax dtype at dst[0], dst[es], ... (restrict: a
+// byte store may alias anything else, which would reload t and n each step).
+template <typename arg_t>
+inline void store_taps(arg_t* __restrict__ dst, const int32_t* __restrict__ t, int64_t n,
+                       int64_t es) {
+  if (es == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<arg_t>(t[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i * es] = static_cast<arg_t>(t[i]);
+  }
+}
+
 void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::Tensor& indices,
                   const Geometry& g, bool channels_last, bool with_argmax, bool with_indices,
                   bool keep_nan_bits) {
@@ -53,13 +65,7 @@ void max_pool_fwd(const at::Tensor& x, at::Tensor& out, at::Tensor& argmax, at::
         // itself is compiled once per dtype rather than once per pair.
         dispatch_argmax(am_type, [&](auto am_tag) {
           using arg_t = decltype(am_tag);
-          // a byte store may alias anything else
-          arg_t* __restrict__ ad = static_cast<arg_t*>(am) + e;
-          if (es == 1) {
-            for (int64_t i = 0; i < n; ++i) ad[i] = static_cast<arg_t>(t[i]);
-          } else {
-            for (int64_t i = 0; i < n; ++i) ad[i * es] = static_cast<arg_t>(t[i]);
-          }
+          store_taps(static_cast<arg_t*>(am) + e, t, n, es);
         });
       }
       if (idx) {
@@ -124,7 +130,7 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
           typename Lanes8<acc_t>::V val8(int64_t ow, int32_t t) const {
             using V = typename Lanes8<acc_t>::V;
             const V x = load8<V, acc_t>(gr + ow);
-            return arg_eq8<typename Lanes8<acc_t>::T>(a + ow, static_cast<arg_t>(t)) ? x : V{};
+            return keep8(x, arg_eq8<typename Lanes8<acc_t>::T>(a + ow, static_cast<arg_t>(t)));
           }
         };
         gather_contig</*TapFree=*/false>(gi, g, Policy{am, gop, g.dim[2].out});
@@ -146,7 +152,7 @@ void max_pool_bwd(const at::Tensor& go, const at::Tensor& amc, at::Tensor& grad_
           using T = typename Lanes8<acc_t>::T;
           V take8(const Cover& k, int64_t c) const {
             const V x = load8<V, acc_t>(k.s + c);
-            return arg_eq8<T>(k.a + c, k.t) ? x : V{};
+            return keep8(x, arg_eq8<T>(k.a + c, k.t));
           }
           acc_t take1(const Cover& k, int64_t c) const {
             return k.a[c] == k.t ? static_cast<acc_t>(k.s[c]) : acc_t(0);
