@@ -203,6 +203,45 @@ def test_max_vector_rows(rank, dtype, seed):
     assert saw_nan  # the stride-1 windows cover every element
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_every_row_width(dtype):
+    """The contiguous forward folds a row's interior windows in groups of
+    eight outputs, four groups at a time; the last 9-31 outputs of a row go
+    as four groups whose last ones overlap.  Every output width from 1 to 80,
+    for strides 1 and 2 with and without padding and dilation, so every
+    remainder and overlap is reached: max values, max with indices and avg,
+    against torch, on values with ties, signed zeros, infinities and NaN."""
+    gen = torch.Generator().manual_seed(7)
+    for k, s, p, d in [(3, 1, 1, 1), (3, 2, 1, 1), (2, 1, 0, 1), (2, 2, 0, 1), (3, 2, 1, 2),
+                       (5, 1, 2, 1)]:
+        for ow in range(1, 81):
+            L = (ow - 1) * s + d * (k - 1) + 1 - 2 * p
+            if L < 1:
+                continue
+            x = (torch.randn(2, 3, 2, L, generator=gen) * 2).round().to(dtype)
+            flat = x.view(-1)
+            flat[::5] = -0.0
+            if ow % 3 == 0:
+                flat[torch.randint(0, flat.numel(), (2,), generator=gen)] = float("nan")
+            if ow % 4 == 0:
+                flat[torch.randint(0, flat.numel(), (2,), generator=gen)] = -float("inf")
+            kw = dict(kernel_size=(1, k), stride=(1, s), padding=(0, p))
+            with torch.no_grad():
+                a = PF.max_pool2d(x, dilation=(1, d), **kw)
+                b = TF.max_pool2d(x, dilation=(1, d), **kw)
+            assert b.shape[-1] == ow
+            assert_bit_equal(a, b)
+            ai, ia = PF.max_pool2d(x, dilation=(1, d), return_indices=True, **kw)
+            bi, ib = TF.max_pool2d(x, dilation=(1, d), return_indices=True, **kw)
+            assert_bit_equal(ai, bi)
+            assert torch.equal(ia, ib), (k, s, p, d, ow)
+            if d == 1:
+                for cip in (True, False):
+                    torch.testing.assert_close(PF.avg_pool2d(x, count_include_pad=cip, **kw),
+                                               TF.avg_pool2d(x, count_include_pad=cip, **kw),
+                                               equal_nan=True, **avg_tolerance(dtype))
+
+
 # ---- Paths the small random problems above do not reach: channels_last with
 # C >= 8 (blocks of 8 channels in registers, vector bfloat16 / half
 # conversion), global windows (planes folded together in the contiguous

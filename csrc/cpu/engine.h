@@ -328,6 +328,12 @@ struct TapRanges {
   }
 };
 
+// The tap ranges of every output coordinate of each dim.
+struct GeometryTaps {
+  TapRanges d, h, w;
+  explicit GeometryTaps(const Geometry& g) : d(g.dim[0]), h(g.dim[1]), w(g.dim[2]) {}
+};
+
 // One max_takes step on eight lanes (Lanes8 types): v, t take x, tk where
 // x > v or x is NaN.  Float lanes under AVX2: two compares, an or and blends
 // (the generic form compiles to five vector operations and a second blend).
@@ -532,8 +538,8 @@ inline void max_tiles8(const scalar_t* p, lanes::F8& v, lanes::I8& tw, lanes::F8
 // values only: no argmax, no indices) the vector groups leave their taps at
 // the first tap; the values are the same.
 template <typename R, int S, bool Taps, typename scalar_t, typename Finish>
-void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t r1,
-                      Finish&& finish, scalar_t* direct, bool stream) {
+void fold_contig_rows(const scalar_t* in, const Geometry& g, const GeometryTaps& gt, int64_t r0,
+                      int64_t r1, Finish&& finish, scalar_t* direct, bool stream) {
   using acc_t = at::opmath_type<scalar_t>;
   const Dim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
   acc_t vbuf[kChunk];
@@ -542,17 +548,23 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
   int64_t owa = std::min(div_ceil(W.p, W.s), W.out);
   int64_t owb = div_floor(W.in - 1 - (W.k - 1) * W.d + W.p, W.s) + 1;
   owb = std::max(owa, std::min(owb, W.out));
+  int64_t oh = r0 % H.out, od = (r0 / H.out) % D.out, plane = r0 / (H.out * D.out);
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t oh = r % H.out;
-    const int64_t od = (r / H.out) % D.out;
-    const scalar_t* in_plane = in + (r / (H.out * D.out)) * g.in_plane();
-    const int64_t jd0 = D.tap_lo(od), jd1 = D.tap_hi(od);
-    const int64_t jh0 = H.tap_lo(oh), jh1 = H.tap_hi(oh);
+    if (r > r0 && ++oh == H.out) {  // the next row (counted, not divided)
+      oh = 0;
+      if (++od == D.out) {
+        od = 0;
+        ++plane;
+      }
+    }
+    const scalar_t* in_plane = in + plane * g.in_plane();
+    const int64_t jd0 = gt.d.lo[od], jd1 = gt.d.hi[od];
+    const int64_t jh0 = gt.h.lo[oh], jh1 = gt.h.hi[oh];
     auto border = [&](int64_t ow) {
-      const int64_t jw0 = W.tap_lo(ow), jw1 = W.tap_hi(ow);
+      const int64_t jw0 = gt.w.lo[ow], jw1 = gt.w.hi[ow];
       acc_t v;
       int32_t t;
-      R::init(v, t, static_cast<int32_t>(g.first_tap(od, oh, ow)));
+      R::init(v, t, static_cast<int32_t>(g.tap(jd0, jh0, jw0)));  // first_tap
       for (int64_t jd = jd0; jd < jd1; ++jd) {
         for (int64_t jh = jh0; jh < jh1; ++jh) {
           const scalar_t* row =
@@ -576,7 +588,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
     for (int64_t ow = 0; ow < owa; ++ow) border(ow);
     for (int64_t ow0 = owa; ow0 < owb; ow0 += kChunk) {
       const int64_t n = std::min(kChunk, owb - ow0);
-      const auto tap0 = static_cast<int32_t>(g.first_tap(od, oh, ow0));
+      const auto tap0 = static_cast<int32_t>(g.tap(jd0, jh0, gt.w.lo[ow0]));  // first_tap
       int64_t i = 0;  // outputs [ow0, ow0 + i) done in registers
       if constexpr ((S == 1 || S == 2 || S == 4) && std::is_same<acc_t, float>::value) {
         // Eight windows in the lanes of one register across all their taps
@@ -591,9 +603,16 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
           // G independent chains hide the latency of each compare or add.
           // Max values only (no Taps) fold with max_fast8 first and again
           // with max_step8 only where that finds a NaN.
-          auto group = [&](auto g_const, int64_t i0) POOLEXT_ALWAYS_INLINE {
+          // Group q starts at output min(i0 + 8q, last).
+          auto group = [&](auto g_const, int64_t i0, int64_t last) POOLEXT_ALWAYS_INLINE {
             constexpr int G = decltype(g_const)::value;
-            constexpr int64_t span = 8 * (S > 0 ? S : 1);  // input columns per group
+            int64_t qo[G], qi[G];  // each group's first output and its input offset from i0's
+            for (int q = 0; q < G; ++q) {
+              qo[q] = std::min(i0 + 8 * q, last);
+              qi[q] = (qo[q] - i0) * (S > 0 ? S : 1);
+            }
+            auto qin = [&](int q) POOLEXT_ALWAYS_INLINE { return qi[q]; };
+            auto qout = [&](int q) POOLEXT_ALWAYS_INLINE { return qo[q]; };
             lanes::F8 v[G];
             lanes::I8 t[G];
             auto fold = [&](auto fast_const) POOLEXT_ALWAYS_INLINE {
@@ -616,7 +635,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                       for (int q = 0; q < G; ++q) {
                         lanes::F8 x;
                         lanes::I8 tw;
-                        max_tiles8<S, Taps, Fast>(p + q * span, x, tw, seen[q]);
+                        max_tiles8<S, Taps, Fast>(p + qin(q), x, tw, seen[q]);
                         if constexpr (Fast) {
                           v[q] = max_keep8(x, v[q]);
                         } else {
@@ -631,7 +650,7 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
                       const lanes::I8 tk = lanes::I8{} + (tb + static_cast<int32_t>(jw));
 #pragma GCC unroll 4
                       for (int q = 0; q < G; ++q) {
-                        const scalar_t* qp = p + q * span + jw * W.d;
+                        const scalar_t* qp = p + qin(q) + jw * W.d;
                         lanes::F8 x = load8<lanes::F8, float>(qp);
                         if constexpr (S == 2) {
                           const lanes::F8 x2 = load8<lanes::F8, float>(qp + 7);
@@ -666,20 +685,26 @@ void fold_contig_rows(const scalar_t* in, const Geometry& g, int64_t r0, int64_t
               }
               if (direct != nullptr) {
                 if constexpr (std::is_same<scalar_t, float>::value) {
-                  store_f8(direct + r * W.out + ow0 + i0 + 8 * q, v[q], stream);
+                  store_f8(direct + r * W.out + ow0 + qout(q), v[q], stream);
                 }
               } else {
-                std::memcpy(vbuf + i0 + 8 * q, &v[q], sizeof(v[q]));
-                std::memcpy(tbuf + i0 + 8 * q, &t[q], sizeof(t[q]));
+                std::memcpy(vbuf + qout(q), &v[q], sizeof(v[q]));
+                std::memcpy(tbuf + qout(q), &t[q], sizeof(t[q]));
               }
             }
           };
+          // The last 9-31 outputs as four independent groups too, the last
+          // ones ending at the chunk's end (outputs covered twice come out
+          // the same both times).
           using One = std::integral_constant<int, 1>;
           using Four = std::integral_constant<int, 4>;
-          for (; i + 32 <= n; i += 32) group(Four{}, i);
-          for (; i + 8 <= n; i += 8) group(One{}, i);
+          for (; i + 32 <= n; i += 32) group(Four{}, i, i + 24);
           if (i < n) {
-            group(One{}, n - 8);
+            if (n - i <= 8) {
+              group(One{}, n - 8, n - 8);
+            } else {
+              group(Four{}, i, n - 8);
+            }
             i = n;
           }
         }
@@ -815,13 +840,14 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
            reinterpret_cast<uintptr_t>(direct) % 32 == 0;
   const int64_t rows = g.N * g.C * g.dim[0].out * g.dim[1].out;
   const int64_t work = g.dim[2].out * g.kernel_volume();
+  const GeometryTaps gt(g);
   at::parallel_for(0, rows, grain_for(work), [&](int64_t r0, int64_t r1) {
     auto rows_s = [&](auto s_const) {
       constexpr int S = decltype(s_const)::value;
       if (!IsMax<R>::value || want_taps) {
-        fold_contig_rows<R, S, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr), false);
+        fold_contig_rows<R, S, true>(in, g, gt, r0, r1, finish, static_cast<scalar_t*>(nullptr), false);
       } else {
-        fold_contig_rows<R, S, false>(in, g, r0, r1, finish, direct, stream);
+        fold_contig_rows<R, S, false>(in, g, gt, r0, r1, finish, direct, stream);
       }
     };
     switch (g.dim[2].s) {
@@ -833,7 +859,7 @@ void fold_contig(const scalar_t* in, const Geometry& g, Finish&& finish, bool wa
           break;
         }
         [[fallthrough]];
-      default: fold_contig_rows<R, 0, true>(in, g, r0, r1, finish, static_cast<scalar_t*>(nullptr), false); break;
+      default: fold_contig_rows<R, 0, true>(in, g, gt, r0, r1, finish, static_cast<scalar_t*>(nullptr), false); break;
     }
     stream_fence(stream);
   });
@@ -1045,10 +1071,15 @@ void gather_contig_rows(scalar_t* grad_in, const Geometry& g, const CoverTable& 
     taps.push_back({jw, (base - q * s) * M + q, std::max<int64_t>(0, div_ceil(-base, s)),
                     std::min(W.out, div_ceil(W.in - base, s))});
   }
+  int64_t ih = r0 % H.in, id = (r0 / H.in) % D.in, plane = r0 / (H.in * D.in);
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t ih = r % H.in;
-    const int64_t id = (r / H.in) % D.in;
-    const int64_t plane = r / (H.in * D.in);
+    if (r > r0 && ++ih == H.in) {  // the next row (counted, not divided)
+      ih = 0;
+      if (++id == D.in) {
+        id = 0;
+        ++plane;
+      }
+    }
     scalar_t* out_row = grad_in + r * W.in;
     if (cd.off[id] == cd.off[id + 1] || ch.off[ih] == ch.off[ih + 1]) {
       std::fill(out_row, out_row + W.in, scalar_t(0));
