@@ -118,7 +118,11 @@ def test_functional_under_autocast(name, shape, args, kwargs, in_dtype, device, 
     assert g_t.dtype == dtype, "the gradient comes back in the input's dtype"
     is_max = "max" in name
     assert_same(name, y_o, y_t, exact=is_max)
-    assert_same(name + " grad", g_o, g_t, exact=is_max and y_t.dtype == torch.float32)
+    # torch's CUDA 3d max backward adds the gradients of overlapping windows
+    # with atomics, in no fixed order, so its float sums may round otherwise.
+    atomic = device == "cuda" and name.endswith("max_pool3d")
+    assert_same(name + " grad", g_o, g_t,
+                exact=is_max and y_t.dtype == torch.float32 and not atomic)
 
 
 def test_float32_list_as_expected():
