@@ -16,7 +16,7 @@
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>  // AVX2 intrinsics in engine.h, for kernels_avx2.cpp
+#include <immintrin.h>  // AVX2 intrinsics in engine/, for kernels_avx2.cpp
 #endif
 
 #include "../geometry.h"

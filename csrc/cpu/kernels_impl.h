@@ -13,7 +13,18 @@ namespace poolext {
 namespace cpu {
 namespace POOLEXT_CPU_ISA {
 
-#include "engine.h"
+// The engine, one concern a file, in dependency order.  Forward: every
+// output folds the in-bounds taps of its window in row-major (d, h, w)
+// order.  Backward: every input element gathers from the outputs whose
+// window covers it, in increasing output order, or (where that gives the
+// same sums in the same order) outputs are walked instead; no atomics, one
+// write per element.
+#include "engine/lanes.h"             // vector lanes, conversions, loads and stores
+#include "engine/reduce.h"            // reduce policies, max steps, shared tables
+#include "engine/forward_contig.h"    // contiguous forward
+#include "engine/forward_cl.h"        // channels_last forward
+#include "engine/backward_gather.h"   // backward gathers (contiguous and channels_last)
+#include "engine/backward_scatter.h"  // plane scatter and tiling backwards
 
 // n taps narrowed to the argmax dtype at dst[0], dst[es], ... (restrict: a
 // byte store may alias anything else, which would reload t and n each step).
