@@ -49,7 +49,7 @@ TORCH_LIBRARY(poolext, m) {
       "avg_pool_backward(Tensor grad_output, SymInt[] input_size, int[] kernel_size, "
       "int[] stride, int[] padding, bool ceil_mode, bool count_include_pad, "
       "int? divisor_override, bool channels_last) -> Tensor");
-  // Adaptive pooling (torch's window rule, csrc/adaptive.h); output_size
+  // Adaptive pooling (torch's window rule, csrc/core/adaptive.h); output_size
   // holds the spatial output sizes.  argmax as for max_pool, by the widest window.
   m.def(
       "adaptive_max_pool(Tensor self, int[] output_size, bool channels_last, bool with_argmax, "

@@ -3,7 +3,7 @@
 The functional layer uses these to refuse what torch refuses (with a message
 naming the argument and its value) before any kernel runs, and the fake
 kernels use them to compute output shapes under torch.compile.  The C++ side
-(csrc/problem.h) repeats the checks that memory safety depends on.
+(csrc/core/problem.h) repeats the checks that memory safety depends on.
 """
 
 import operator
@@ -176,7 +176,7 @@ def argmax_dtype(kernel_size):
 
 
 def adaptive_argmax_dtype(spatial, output_size):
-    """The compact argmax dtype of adaptive max pooling (csrc/adaptive.h):
+    """The compact argmax dtype of adaptive max pooling (csrc/core/adaptive.h):
     by the widest window, bounded per dim by L/S, or L//S + 2 when S does not
     divide L."""
     if any(S == 0 for S in output_size):

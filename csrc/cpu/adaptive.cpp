@@ -1,5 +1,6 @@
-// Adaptive pooling on CPU: the element functors of adaptive.h, run in
-// parallel over output (forward) or input (backward) elements.
+// Adaptive pooling on CPU: the ops of core/adaptive_ops.h (the ones the CUDA
+// ops run too), with their element functors run in parallel over output
+// (forward) or input (backward) elements.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
@@ -7,7 +8,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "../adaptive_impl.h"
+#include "../core/adaptive_ops.h"
 
 namespace poolext {
 namespace cpu {

@@ -4,7 +4,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "../geometry.h"
+#include "../core/geometry.h"
 
 namespace poolext {
 namespace cpu {

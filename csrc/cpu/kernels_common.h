@@ -19,6 +19,6 @@
 #include <immintrin.h>  // AVX2 intrinsics in engine/, for kernels_avx2.cpp
 #endif
 
-#include "../geometry.h"
-#include "../problem.h"
+#include "../core/geometry.h"
+#include "../core/problem.h"
 #include "kernels.h"

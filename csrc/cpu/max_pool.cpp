@@ -6,7 +6,7 @@
 #include <c10/core/SymIntArrayRef.h>
 #include <torch/library.h>
 
-#include "../problem.h"
+#include "../core/problem.h"
 #include "kernels.h"
 
 namespace poolext {

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "../unpool.h"
+#include "../core/unpool.h"
 
 namespace poolext {
 namespace cpu {

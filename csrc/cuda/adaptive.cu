@@ -1,11 +1,11 @@
-// Adaptive pooling on CUDA: the element functors of adaptive.h (the ones the
+// Adaptive pooling on CUDA: the ops of core/adaptive_ops.h (the ones the
 // CPU op runs too), one thread per output (forward) or input (backward)
 // element.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../adaptive_impl.h"
+#include "../core/adaptive_ops.h"
 #include "common.cuh"
 
 namespace poolext {

@@ -1,4 +1,5 @@
-// Kernel launch for the element functors of elements.h.
+// Kernel launch for the element functors (elements.h, unpool.h and
+// core/adaptive.h): the Runner of core/run.h for CUDA.
 //
 // One thread per element with a grid-stride loop: the grid is capped at a few
 // waves of full occupancy, so any element count launches (no gridDim limit
@@ -45,7 +46,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks<Op>::value)
   }
 }
 
-// The Runner of impl.h for the current CUDA device and stream.
+// The Runner (core/run.h) for the current CUDA device and stream.
 class CudaRunner {
  public:
   CudaRunner() {

@@ -1,11 +1,9 @@
 // Host side of the CUDA ops: argument checks, allocation, dtype and layout
 // dispatch, in the same order and with the same messages as the CPU ops.
 //
-// Runner decides how an element functor (elements.h) runs over [0, n):
-// CudaRunner (common.cuh) launches a kernel; the host emulation used by the
-// tests runs the same functors in a loop.  A Runner provides
-//   bool fits_int32(int64_t max_numel)  whether int32 flat indices are safe,
-//   void operator()(const Op&, int64_t n).
+// Runner (core/run.h) decides how a functor runs over [0, n): CudaRunner
+// (common.cuh) launches a kernel; the host emulation used by the tests
+// (tests/cuda_emulation.cpp) runs the same functors in a loop.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -21,31 +19,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "../problem.h"
+#include "../core/problem.h"
+#include "../core/run.h"
 #include "elements.h"
 
 namespace poolext {
 namespace cuda {
-
-// Runs make(layout, index) over n elements, where layout is
-// std::bool_constant<channels_last> and index an int32_t or int64_t value
-// whose type the functor uses for flat indices below max_numel.
-template <typename Runner, typename Make>
-void run_elements(const Runner& run, bool channels_last, int64_t n, int64_t max_numel,
-                  Make&& make) {
-  auto with_index = [&](auto index) {
-    if (channels_last) {
-      run(make(std::true_type{}, index), n);
-    } else {
-      run(make(std::false_type{}, index), n);
-    }
-  };
-  if (run.fits_int32(max_numel)) {
-    with_index(int32_t{});
-  } else {
-    with_index(int64_t{});
-  }
-}
 
 // Channels per thread of the fast channels_last kernels for scalar_t: a
 // 16-byte access, at most 8 lanes.
@@ -60,13 +39,13 @@ inline bool aligned(std::initializer_list<const void*> ptrs, size_t bytes) {
   return true;
 }
 
-// As above, but takes the int32 fast path (elements.h) when the problem fits
-// it: make_fast(layout, lanes) builds its functor, lanes being
+// run_elements (core/run.h), but taking the int32 fast path (elements.h)
+// when the problem fits it: make_fast(layout, lanes) builds its functor, lanes being
 // std::integral_constant<int, V>: channels_last runs n / V groups of V
 // channels when `packed` (the pointers aligned for V-element accesses) and
 // C % V == 0, else V = 1.
 template <int V, typename Runner, typename MakeFast, typename Make>
-void run_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
+void run_fast_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
                   int64_t max_numel, const Geometry& g, MakeFast&& make_fast, Make&& make) {
   if (run.fits_int32(max_numel) && Geometry32::fits(g)) {
     using one = std::integral_constant<int, 1>;
@@ -79,7 +58,7 @@ void run_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
     }
     return;
   }
-  run_elements(run, channels_last, n, max_numel, std::forward<Make>(make));
+  ::poolext::run_elements(run, channels_last, n, max_numel, std::forward<Make>(make));
 }
 
 template <typename Runner>
@@ -113,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_impl(
     int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
-    run_elements<V>(
+    run_fast_elements<V>(
         run, channels_last, packed, pb.out_numel(), max_numel, g,
         [&](auto cl, auto lanes) {
           return MaxPoolForward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(
@@ -156,7 +135,7 @@ at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
       constexpr int V = kPack<scalar_t>;
       const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V) &&
                           aligned({am}, sizeof(arg_t) * V);
-      run_elements<V>(
+      run_fast_elements<V>(
           run, channels_last, packed, pb.in_numel(), max_numel, g,
           [&](auto cl, auto lanes) {
             return MaxPoolBackward32<decltype(cl)::value, scalar_t, arg_t,
@@ -195,7 +174,7 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
     const scalar_t* s = src.const_data_ptr<scalar_t>();
     const void* am = amc.const_data_ptr();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+    ::poolext::run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
       return MaxPoolGather<decltype(cl)::value, scalar_t, decltype(index)>{g, s, am, am_width, o};
     });
   });
@@ -227,7 +206,7 @@ at::Tensor avg_pool_impl(const Runner& run, const at::Tensor& self, at::IntArray
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
-    run_elements<V>(
+    run_fast_elements<V>(
         run, channels_last, packed, pb.out_numel(), max_numel, g,
         [&](auto cl, auto lanes) {
           return AvgPoolForward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(
@@ -265,7 +244,7 @@ at::Tensor avg_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V);
-    run_elements<V>(
+    run_fast_elements<V>(
         run, channels_last, packed, pb.in_numel(), max_numel, g,
         [&](auto cl, auto lanes) {
           return AvgPoolBackward32<decltype(cl)::value, scalar_t, decltype(lanes)::value>(

@@ -26,7 +26,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "../unpool.h"
+#include "../core/run.h"
+#include "../core/unpool.h"
 
 namespace poolext {
 namespace cuda {
@@ -120,8 +121,8 @@ void dispatch_width(size_t bytes, F&& f) {
   }
 }
 
-// Runs make(layout, index) over the n input elements (see run_elements in
-// impl.h), then raises if an index was out of range.
+// Runs make(layout, index, flag) over the n input elements (see
+// run_elements in core/run.h), then raises if an index was out of range.
 template <typename Runner, typename Make>
 void run_unpool(const char* op, const Runner& run, const Unpool& u, const at::Tensor& ix,
                 Make&& make) {
@@ -129,19 +130,8 @@ void run_unpool(const char* op, const Runner& run, const Unpool& u, const at::Te
   at::Tensor flag = at::full({1}, -1, ix.options());
   auto* slot = reinterpret_cast<unsigned long long*>(flag.mutable_data_ptr<int64_t>());
   const int64_t n = u.in_numel();
-  const int64_t max_numel = std::max(n, u.out_numel());
-  auto with_index = [&](auto index) {
-    if (u.channels_last) {
-      run(make(std::true_type{}, index, slot), n);
-    } else {
-      run(make(std::false_type{}, index, slot), n);
-    }
-  };
-  if (run.fits_int32(max_numel)) {
-    with_index(int32_t{});
-  } else {
-    with_index(int64_t{});
-  }
+  run_elements(run, u.channels_last, n, std::max(n, u.out_numel()),
+               [&](auto cl, auto index) { return make(cl, index, slot); });
   const int64_t pos = flag.item<int64_t>();  // the one device-to-host copy
   if (pos != -1) {
     const int64_t off = u.in_offset(pos);

@@ -1,6 +1,6 @@
 // Host side of the adaptive pooling ops, for both devices: argument checks,
 // allocation and dtype/layout dispatch.  Runner runs an element functor of
-// adaptive.h over [0, n) (see cuda/impl.h for the interface): the CPU op
+// adaptive.h over [0, n) (see run.h for the interface): the CPU op
 // passes a parallel_for loop, the CUDA op a kernel launch.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <ATen/ops/empty.h>
 #include <c10/core/SymIntArrayRef.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <tuple>
@@ -16,8 +17,8 @@
 #include <vector>
 
 #include "adaptive.h"
-#include "cuda/impl.h"
 #include "problem.h"
+#include "run.h"
 
 namespace poolext {
 
@@ -109,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_impl(
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
     void* am = with_argmax ? argmax.mutable_data_ptr() : nullptr;
     int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
-    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxForward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, in, o, am, width, idx};
@@ -158,7 +159,7 @@ at::Tensor adaptive_max_pool_backward_impl(const Runner& run, const at::Tensor& 
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     const void* amp = am.const_data_ptr();
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    cuda::run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxBackward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, gop, amp, width, gi};
@@ -186,7 +187,7 @@ at::Tensor adaptive_max_pool_gather_impl(const Runner& run, const at::Tensor& so
     const scalar_t* s = src.const_data_ptr<scalar_t>();
     const void* amp = am.const_data_ptr();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::MaxGather<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, s, amp, width, o};
@@ -209,7 +210,7 @@ at::Tensor adaptive_avg_pool_impl(const Runner& run, const at::Tensor& self,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.adaptive", [&] {
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    cuda::run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::AvgForward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, in, o};
@@ -235,7 +236,7 @@ at::Tensor adaptive_avg_pool_backward_impl(const Runner& run, const at::Tensor& 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(), "poolext.adaptive", [&] {
     const scalar_t* gop = go.const_data_ptr<scalar_t>();
     scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    cuda::run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
+    run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
                  [&](auto cl, auto index) {
                    return adaptive::AvgBackward<decltype(cl)::value, scalar_t, decltype(index)>{
                        g, gop, gi};

@@ -24,7 +24,7 @@
 
 #include <cstdint>
 
-#include "cuda/elements.h"
+#include "elements.h"
 #include "geometry.h"
 
 namespace poolext {
@@ -86,12 +86,6 @@ C10_HOST_DEVICE inline void for_each_cover(const AdaptiveGeometry& g, int64_t d,
     }
   }
 }
-
-using cuda::load_tap;
-using cuda::origin;
-using cuda::Pos;
-using cuda::step;
-using cuda::store_tap;
 
 // Max forward, one output element: scans its window in row-major order with
 // the max_takes rule (ties keep the first, NaN wins, the last NaN's index).
