@@ -127,9 +127,29 @@ inline void check_indices(const char* op, c10::IntArrayRef sizes, const at::Tens
               " do not match the input of shape ", list_str(sizes));
 }
 
-// The checked problem, output and inputs of max_unpool_backward on either
-// device; `done` when grad_input needs no kernel (empty input, or an empty
-// output, on which no input element depends: a zero gradient).
+// Indices on another device than the tensor they index.  (On CUDA,
+// check_device of cuda/common.cuh has refused a CPU tensor already.)
+inline void check_same_device(const char* op, const at::Tensor& indices, const char* name,
+                              const at::Tensor& t) {
+  TORCH_CHECK(indices.device() == t.device(), op, ": indices are on ", indices.device(),
+              " but ", name, " is on ", t.device());
+}
+
+// The prologue of max_unpool on either device: the checked indices and
+// problem.  What an empty input or output returns, which dtypes are taken
+// and how the output is zeroed differ between torch's CPU and CUDA kernels,
+// so each device's op goes on from here as torch's does.
+inline Unpool unpool_prologue(const char* op, const at::Tensor& self, const at::Tensor& indices,
+                              c10::IntArrayRef output_size, bool channels_last) {
+  check_same_device(op, indices, "the input", self);
+  check_indices(op, self.sizes(), indices);
+  return make_unpool(op, self.sizes(), output_size, channels_last);
+}
+
+// The prologue of max_unpool_backward on either device: the checked
+// problem, output and inputs; `done` when grad_input needs no kernel (empty
+// input, or an empty output, on which no input element depends: a zero
+// gradient).
 struct UnpoolBackward {
   Unpool u;
   at::Tensor grad_input, go, ix;
@@ -139,6 +159,7 @@ struct UnpoolBackward {
 inline UnpoolBackward unpool_backward_setup(const char* op, const at::Tensor& grad_output,
                                             const at::Tensor& indices,
                                             c10::IntArrayRef output_size, bool channels_last) {
+  check_same_device(op, indices, "grad_output", grad_output);
   TORCH_CHECK(indices.scalar_type() == at::kLong, op,
               ": indices must be an int64 tensor, got indices of dtype ", indices.scalar_type());
   UnpoolBackward b;

@@ -163,10 +163,7 @@ at::Tensor max_unpool_cpu(const at::Tensor& self, const at::Tensor& indices,
                           c10::SymIntArrayRef output_size_sym, bool channels_last) {
   const char* op = "poolext.max_unpool";
   const auto output_size = C10_AS_INTARRAYREF_SLOW(output_size_sym);
-  TORCH_CHECK(indices.device() == self.device(), op, ": indices are on ", indices.device(),
-              " but the input is on ", self.device());
-  check_indices(op, self.sizes(), indices);
-  const Unpool u = make_unpool(op, self.sizes(), output_size, channels_last);
+  const Unpool u = unpool_prologue(op, self, indices, output_size, channels_last);
   const auto mf = u.memory_format();
   // As torch: an empty output needs no kernel, so neither the dtype nor the
   // indices are looked at.
@@ -192,8 +189,6 @@ at::Tensor max_unpool_backward_cpu(const at::Tensor& grad_output, const at::Tens
                                    c10::SymIntArrayRef output_size_sym, bool channels_last) {
   const char* op = "poolext.max_unpool_backward";
   const auto output_size = C10_AS_INTARRAYREF_SLOW(output_size_sym);
-  TORCH_CHECK(indices.device() == grad_output.device(), op, ": indices are on ",
-              indices.device(), " but grad_output is on ", grad_output.device());
   UnpoolBackward b = unpool_backward_setup(op, grad_output, indices, output_size, channels_last);
   if (b.done) return b.grad_input;
   const Unpool& u = b.u;

@@ -1,5 +1,6 @@
-// Average pooling on CUDA: forward and backward (gather).  The work is in
-// impl.h and elements.h.
+// Average pooling on CUDA: forward and backward (gather): the shared
+// prologue (core/prologue.h), then the dispatch of impl.h to the functors of
+// elements.h.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>

@@ -1,5 +1,6 @@
-// Host side of the CUDA ops: argument checks, allocation, dtype and layout
-// dispatch, in the same order and with the same messages as the CPU ops.
+// Host side of the CUDA ops: after the shared prologue (core/prologue.h:
+// checks and allocation, as on the CPU), the dtype, layout and index-width
+// dispatch to the element functors of elements.h.
 //
 // Runner (core/run.h) decides how a functor runs over [0, n): CudaRunner
 // (common.cuh) launches a kernel; the host emulation used by the tests
@@ -19,7 +20,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "../core/problem.h"
+#include "../core/prologue.h"
 #include "../core/run.h"
 #include "elements.h"
 
@@ -66,30 +67,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_impl(
     const Runner& run, const at::Tensor& self, at::IntArrayRef kernel_size,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
     bool channels_last, bool with_argmax, bool with_indices) {
-  const char* op = "poolext.max_pool";
-  Problem pb = make_problem(op, self.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
-                            channels_last);
-  TORCH_CHECK_NOT_IMPLEMENTED(self.scalar_type() != at::kBool && !self.is_complex(), op,
-                              ": input dtype ", self.scalar_type(), " is not supported");
-  const auto mf = pb.memory_format();
-  const at::Tensor x = self.contiguous(mf);
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
-  const auto am_type = argmax_dtype(pb.g.kernel_volume());
-  at::Tensor argmax = with_argmax
-                          ? at::empty(pb.out_shape, self.options().dtype(am_type).memory_format(mf))
-                          : none_like(self, am_type);
-  at::Tensor indices =
-      with_indices ? at::empty(pb.out_shape, self.options().dtype(at::kLong).memory_format(mf))
-                   : none_like(self, at::kLong);
-  if (pb.out_numel() == 0) return {out, argmax, indices};
+  MaxPoolSetup s = max_pool_prologue(self, kernel_size, stride, padding, dilation, ceil_mode,
+                                     channels_last, with_argmax, with_indices);
+  if (s.done) return {s.out, s.argmax, s.indices};
+  const Problem& pb = s.pb;
   const Geometry g = pb.g;
-  const int am_width = with_argmax ? static_cast<int>(c10::elementSize(am_type)) : 0;
+  const int am_width = with_argmax ? static_cast<int>(s.argmax.element_size()) : 0;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.max_pool", [&] {
-    const scalar_t* in = x.const_data_ptr<scalar_t>();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    void* am = with_argmax ? argmax.mutable_data_ptr() : nullptr;
-    int64_t* idx = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, s.x.scalar_type(), "poolext.max_pool", [&] {
+    const scalar_t* in = s.x.const_data_ptr<scalar_t>();
+    scalar_t* o = s.out.mutable_data_ptr<scalar_t>();
+    void* am = with_argmax ? s.argmax.mutable_data_ptr() : nullptr;
+    int64_t* idx = with_indices ? s.indices.mutable_data_ptr<int64_t>() : nullptr;
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
     run_fast_elements<V>(
@@ -103,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> max_pool_impl(
                                                                                 am_width, idx};
         });
   });
-  return {out, argmax, indices};
+  return {s.out, s.argmax, s.indices};
 }
 
 template <typename Runner>
@@ -112,26 +101,20 @@ at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
                                   at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                   at::IntArrayRef padding, at::IntArrayRef dilation,
                                   bool ceil_mode, bool channels_last) {
-  const char* op = "poolext.max_pool_backward";
-  const auto sizes = C10_AS_INTARRAYREF_SLOW(input_size);
-  Problem pb = make_problem(op, sizes, kernel_size, stride, padding, dilation, ceil_mode,
-                            channels_last);
-  check_grad_output(op, pb, grad_output);
-  check_argmax(op, pb, argmax);
-  const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
-  if (pb.in_numel() == 0) return grad_input;
-  const at::Tensor go = grad_output.contiguous(mf);
-  const at::Tensor amc = argmax.contiguous(mf);
+  MaxPoolBackwardSetup s = max_pool_backward_prologue(
+      grad_output, argmax, C10_AS_INTARRAYREF_SLOW(input_size), kernel_size, stride, padding,
+      dilation, ceil_mode, channels_last);
+  if (s.done) return s.grad_input;
+  const Problem& pb = s.pb;
   const Geometry g = pb.g;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(),
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.go.scalar_type(),
                                   "poolext.max_pool_backward", [&] {
-    dispatch_argmax(amc.scalar_type(), [&](auto am_tag) {
+    dispatch_argmax(s.argmax.scalar_type(), [&](auto am_tag) {
       using arg_t = decltype(am_tag);
-      const scalar_t* gop = go.const_data_ptr<scalar_t>();
-      const arg_t* am = static_cast<const arg_t*>(amc.const_data_ptr());
-      scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
+      const scalar_t* gop = s.go.const_data_ptr<scalar_t>();
+      const arg_t* am = static_cast<const arg_t*>(s.argmax.const_data_ptr());
+      scalar_t* gi = s.grad_input.mutable_data_ptr<scalar_t>();
       constexpr int V = kPack<scalar_t>;
       const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V) &&
                           aligned({am}, sizeof(arg_t) * V);
@@ -147,7 +130,7 @@ at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
           });
     });
   });
-  return grad_input;
+  return s.grad_input;
 }
 
 template <typename Runner>
@@ -155,30 +138,25 @@ at::Tensor max_pool_gather_impl(const Runner& run, const at::Tensor& source,
                                 const at::Tensor& argmax, at::IntArrayRef kernel_size,
                                 at::IntArrayRef stride, at::IntArrayRef padding,
                                 at::IntArrayRef dilation, bool ceil_mode, bool channels_last) {
-  const char* op = "poolext.max_pool_gather";
-  Problem pb = make_problem(op, source.sizes(), kernel_size, stride, padding, dilation, ceil_mode,
-                            channels_last);
-  check_argmax(op, pb, argmax);
-  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(source.scalar_type()), op,
-                              ": source must be a floating point tensor, got ", source.scalar_type());
-  const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, source.options().memory_format(mf));
-  if (pb.out_numel() == 0) return out;
-  const at::Tensor src = source.contiguous(mf);
-  const at::Tensor amc = argmax.contiguous(mf);
+  MaxPoolGatherSetup s = max_pool_gather_prologue(source, argmax, kernel_size, stride, padding,
+                                                  dilation, ceil_mode, channels_last);
+  if (s.done) return s.out;
+  const Problem& pb = s.pb;
   const Geometry g = pb.g;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
-  const int am_width = static_cast<int>(amc.element_size());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, src.scalar_type(),
+  const int am_width = static_cast<int>(s.argmax.element_size());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.source.scalar_type(),
                                   "poolext.max_pool_gather", [&] {
-    const scalar_t* s = src.const_data_ptr<scalar_t>();
-    const void* am = amc.const_data_ptr();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    ::poolext::run_elements(run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
-      return MaxPoolGather<decltype(cl)::value, scalar_t, decltype(index)>{g, s, am, am_width, o};
-    });
+    const scalar_t* src = s.source.const_data_ptr<scalar_t>();
+    const void* am = s.argmax.const_data_ptr();
+    scalar_t* o = s.out.mutable_data_ptr<scalar_t>();
+    ::poolext::run_elements(
+        run, channels_last, pb.out_numel(), max_numel, [&](auto cl, auto index) {
+          return MaxPoolGather<decltype(cl)::value, scalar_t, decltype(index)>{g, src, am,
+                                                                               am_width, o};
+        });
   });
-  return out;
+  return s.out;
 }
 
 template <typename Runner>
@@ -186,24 +164,18 @@ at::Tensor avg_pool_impl(const Runner& run, const at::Tensor& self, at::IntArray
                          at::IntArrayRef stride, at::IntArrayRef padding, bool ceil_mode,
                          bool count_include_pad, std::optional<int64_t> divisor_override,
                          bool channels_last) {
-  const char* op = "poolext.avg_pool";
-  check_divisor(op, divisor_override);
-  Problem pb = make_problem(op, self.sizes(), kernel_size, stride, padding, {}, ceil_mode,
-                            channels_last);
-  const auto dt = self.scalar_type();
-  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(dt), op, ": input dtype ", dt,
-                              " is not supported on ", self.device().type(),
-                              " (floating point types are)");
-  const auto mf = pb.memory_format();
-  at::Tensor out = at::empty(pb.out_shape, self.options().memory_format(mf));
-  if (pb.out_numel() == 0) return out;
-  const at::Tensor x = self.contiguous(mf);
+  // Floating point inputs only, as torch's CUDA kernel.
+  AvgPoolSetup s = avg_pool_prologue(self, kernel_size, stride, padding, ceil_mode,
+                                     divisor_override, channels_last, /*int64_ok=*/false);
+  if (s.done) return s.out;
+  const Problem& pb = s.pb;
   const Geometry g = pb.g;
-  const int64_t dov = divisor_override.value_or(0);
+  const int64_t dov = s.divisor_override;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dt, "poolext.avg_pool", [&] {
-    const scalar_t* in = x.const_data_ptr<scalar_t>();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.x.scalar_type(),
+                                  "poolext.avg_pool", [&] {
+    const scalar_t* in = s.x.const_data_ptr<scalar_t>();
+    scalar_t* o = s.out.mutable_data_ptr<scalar_t>();
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({in, o}, sizeof(scalar_t) * V);
     run_fast_elements<V>(
@@ -217,7 +189,7 @@ at::Tensor avg_pool_impl(const Runner& run, const at::Tensor& self, at::IntArray
               g, in, o, count_include_pad, dov};
         });
   });
-  return out;
+  return s.out;
 }
 
 template <typename Runner>
@@ -226,22 +198,18 @@ at::Tensor avg_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
                                   at::IntArrayRef stride, at::IntArrayRef padding,
                                   bool ceil_mode, bool count_include_pad,
                                   std::optional<int64_t> divisor_override, bool channels_last) {
-  const char* op = "poolext.avg_pool_backward";
-  check_divisor(op, divisor_override);
-  const auto sizes = C10_AS_INTARRAYREF_SLOW(input_size);
-  Problem pb = make_problem(op, sizes, kernel_size, stride, padding, {}, ceil_mode, channels_last);
-  check_grad_output(op, pb, grad_output);
-  const auto mf = pb.memory_format();
-  at::Tensor grad_input = at::empty(sizes, grad_output.options().memory_format(mf));
-  if (pb.in_numel() == 0) return grad_input;
-  const at::Tensor go = grad_output.contiguous(mf);
+  AvgPoolBackwardSetup s = avg_pool_backward_prologue(
+      grad_output, C10_AS_INTARRAYREF_SLOW(input_size), kernel_size, stride, padding, ceil_mode,
+      divisor_override, channels_last);
+  if (s.done) return s.grad_input;
+  const Problem& pb = s.pb;
   const Geometry g = pb.g;
-  const int64_t dov = divisor_override.value_or(0);
+  const int64_t dov = s.divisor_override;
   const int64_t max_numel = std::max(pb.in_numel(), pb.out_numel());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, go.scalar_type(),
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.go.scalar_type(),
                                   "poolext.avg_pool_backward", [&] {
-    const scalar_t* gop = go.const_data_ptr<scalar_t>();
-    scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
+    const scalar_t* gop = s.go.const_data_ptr<scalar_t>();
+    scalar_t* gi = s.grad_input.mutable_data_ptr<scalar_t>();
     constexpr int V = kPack<scalar_t>;
     const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V);
     run_fast_elements<V>(
@@ -255,7 +223,7 @@ at::Tensor avg_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
               g, gop, gi, count_include_pad, dov};
         });
   });
-  return grad_input;
+  return s.grad_input;
 }
 
 }  // namespace cuda

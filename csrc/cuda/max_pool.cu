@@ -1,6 +1,7 @@
 // Max pooling on CUDA: forward (values, compact argmax, optional int64
 // indices), backward (gather from the compact argmax) and the gather at the
-// argmax that double backward needs.  The work is in impl.h and elements.h.
+// argmax that double backward needs: the shared prologue (core/prologue.h),
+// then the dispatch of impl.h to the functors of elements.h.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>

@@ -154,8 +154,7 @@ at::Tensor max_unpool_impl(const Runner& run, const at::Tensor& self, const at::
                            c10::SymIntArrayRef output_size_sym, bool channels_last) {
   const char* op = "poolext.max_unpool";
   const auto output_size = C10_AS_INTARRAYREF_SLOW(output_size_sym);
-  check_indices(op, self.sizes(), indices);
-  const Unpool u = make_unpool(op, self.sizes(), output_size, channels_last);
+  const Unpool u = unpool_prologue(op, self, indices, output_size, channels_last);
   const auto mf = u.memory_format();
   // (at::zeros would drop the memory format.)
   at::Tensor out = at::empty(u.out_shape, self.options().memory_format(mf)).zero_();
