@@ -13,20 +13,24 @@
 
 namespace poolext {
 
-// Floor and ceiling of a / b for b > 0.  Both divide non-negative numbers
-// only: a GPU divides 64-bit integers inline when both operands are
-// non-negative and below 2^32 (as pooling's nearly always are) but calls a
-// slow routine for a negative one.
-C10_HOST_DEVICE inline int64_t div_floor(int64_t a, int64_t b) {
+// Floor and ceiling of a / b for b > 0, in the integer type I of the
+// operands.  Both divide non-negative numbers only: a GPU divides 64-bit
+// integers inline when both operands are non-negative and below 2^32 (as
+// pooling's nearly always are) but calls a slow routine for a negative one.
+template <typename I>
+C10_HOST_DEVICE inline I div_floor(I a, I b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-C10_HOST_DEVICE inline int64_t div_ceil(int64_t a, int64_t b) {
+template <typename I>
+C10_HOST_DEVICE inline I div_ceil(I a, I b) {
   return a >= 0 ? (a + b - 1) / b : -(-a / b);
 }
 
-C10_HOST_DEVICE inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-C10_HOST_DEVICE inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+template <typename I>
+C10_HOST_DEVICE inline I imin(I a, I b) { return a < b ? a : b; }
+template <typename I>
+C10_HOST_DEVICE inline I imax(I a, I b) { return a > b ? a : b; }
 
 // Output length of one spatial dim: section 2 of DESIGN.md.
 C10_HOST_DEVICE inline int64_t pooled_size(int64_t L, int64_t k, int64_t s, int64_t p,
@@ -38,17 +42,38 @@ C10_HOST_DEVICE inline int64_t pooled_size(int64_t L, int64_t k, int64_t s, int6
   return out;
 }
 
-// One spatial dimension of a pooling problem.
-struct Dim {
+// The window rules that take no dilation (a window's start, and average
+// pooling's bounds and pool size), written once for every dim type Self that
+// holds `in, out, k, s, p` of integer type I: Dim (int64, every op on both
+// devices) and Dim32 (int32, the CUDA fast path of cuda/elements.h).  A base
+// without members, so that Self keeps a plain layout of its own.
+template <typename I, typename Self>
+struct DimRules {
+  C10_HOST_DEVICE const Self& self() const { return static_cast<const Self&>(*this); }
+
+  // First input coordinate of window o (may be negative: padding).
+  C10_HOST_DEVICE I start(I o) const { return o * self().s - self().p; }
+
+  // Average pooling (dilation 1): [lo, hi) of window o clipped to the input,
+  // and the size of the window clipped to the padded input [-p, in + p).
+  C10_HOST_DEVICE I avg_lo(I o) const { return imax(start(o), I(0)); }
+  C10_HOST_DEVICE I avg_hi(I o) const { return imin(I(start(o) + self().k), self().in); }
+  C10_HOST_DEVICE I avg_pool_size(I o) const {
+    return imin(I(start(o) + self().k), I(self().in + self().p)) - start(o);
+  }
+};
+
+// One spatial dimension of a pooling problem, with the rules above and those
+// that take dilation: max pooling's taps, and the covers that every backward
+// gathers over.  (Brace-initialised as Dim{{}, in, out, k, s, p, d}: the
+// first braces are the empty base.)
+struct Dim : DimRules<int64_t, Dim> {
   int64_t in;   // input length
   int64_t out;  // output length
   int64_t k;    // kernel
   int64_t s;    // stride
   int64_t p;    // padding
   int64_t d;    // dilation
-
-  // First input coordinate of window o (may be negative: padding).
-  C10_HOST_DEVICE int64_t start(int64_t o) const { return o * s - p; }
 
   // Max pooling: taps j in [lo, hi) of window o fall inside the input.
   // Without dilation every window has at least one; with dilation a window
@@ -59,15 +84,7 @@ struct Dim {
     return st < 0 ? div_ceil(-st, d) : 0;
   }
   C10_HOST_DEVICE int64_t tap_hi(int64_t o) const {
-    return min64(k, div_ceil(in - start(o), d));
-  }
-
-  // Average pooling (dilation 1): [lo, hi) of window o clipped to the input,
-  // and the size of the window clipped to the padded input [-p, in + p).
-  C10_HOST_DEVICE int64_t avg_lo(int64_t o) const { return max64(start(o), 0); }
-  C10_HOST_DEVICE int64_t avg_hi(int64_t o) const { return min64(start(o) + k, in); }
-  C10_HOST_DEVICE int64_t avg_pool_size(int64_t o) const {
-    return min64(start(o) + k, in + p) - start(o);
+    return imin(k, div_ceil(in - start(o), d));
   }
 
   // Outputs whose window covers input coordinate i: i == o*s - p + j*d.
@@ -76,8 +93,8 @@ struct Dim {
   C10_HOST_DEVICE void for_each_cover(int64_t i, F&& f) const {
     if (d == 1) {
       // o in [ceil((i + p - k + 1) / s), floor((i + p) / s)]
-      int64_t o_lo = max64(div_ceil(i + p - k + 1, s), 0);
-      int64_t o_hi = min64(div_floor(i + p, s), out - 1);
+      int64_t o_lo = imax(div_ceil(i + p - k + 1, s), int64_t{0});
+      int64_t o_hi = imin(div_floor(i + p, s), out - 1);
       for (int64_t o = o_lo; o <= o_hi; ++o) {
         f(o, i + p - o * s);
       }

@@ -106,7 +106,7 @@ inline Problem make_problem(const char* op, c10::IntArrayRef sizes, c10::IntArra
     Dim& dm = pb.g.dim[i];
     const int64_t a = i - (3 - r);  // index into the argument lists
     if (a < 0) {
-      dm = Dim{1, 1, 1, 1, 0, 1};
+      dm = Dim{{}, 1, 1, 1, 1, 0, 1};
       continue;
     }
     dm.in = sizes[ndim - r + a];

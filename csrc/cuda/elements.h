@@ -234,8 +234,14 @@ struct FastDiv {
   }
 };
 
-// One spatial dim of an undilated problem in int32.
-struct Dim32 {
+// One spatial dim of an undilated problem in int32, with the rules of
+// geometry.h's DimRules (start and the avg_* bounds, in 32-bit arithmetic),
+// the dividers of this path and the range of outputs that cover an input
+// coordinate.  No dilation member: the path takes none.  (In a trial, a
+// sixth member, or the members in a base class, changed how ptxas allocates
+// the kernels' registers: the contiguous float max backward went from 32 to
+// 64.  With this layout, ptxas -v reports the max pooling kernels as before.)
+struct Dim32 : DimRules<int32_t, Dim32> {
   int32_t in, out, k, s, p;
   FastDiv in_div, out_div, s_div;
 
@@ -245,7 +251,6 @@ struct Dim32 {
         k(static_cast<int32_t>(a.k)), s(static_cast<int32_t>(a.s)),
         p(static_cast<int32_t>(a.p)), in_div(a.in), out_div(a.out), s_div(a.s) {}
 
-  C10_HOST_DEVICE int32_t start(int32_t o) const { return o * s - p; }
   // Outputs o in [lo, hi] whose window covers input coordinate i, from
   // x = i + p = q*s + r: o <= q, and x - o*s <= k - 1 <=> o >= q - (k-1-r)/s.
   C10_HOST_DEVICE void covers(int32_t i, int32_t& lo, int32_t& hi) const {
@@ -259,19 +264,6 @@ struct Dim32 {
       const int32_t m = q - s_div.div(k - 1 - r);
       lo = m > 0 ? m : 0;
     }
-  }
-  // Size of window o clipped to the padded input (count_include_pad).
-  C10_HOST_DEVICE int32_t pool_size(int32_t o) const {
-    const int32_t st = start(o);
-    return (st + k < in + p ? st + k : in + p) - st;
-  }
-  C10_HOST_DEVICE int32_t lo(int32_t o) const {
-    const int32_t st = start(o);
-    return st > 0 ? st : 0;
-  }
-  C10_HOST_DEVICE int32_t hi(int32_t o) const {
-    const int32_t st = start(o);
-    return st + k < in ? st + k : in;
   }
 };
 
@@ -401,9 +393,9 @@ struct MaxPoolForward32 : Fast32<CL, V> {
     const int32_t st = this->step();
     const scalar_t* src = in + this->origin(o, g.in_plane);
     const int32_t sd = D.start(o.d), sh = H.start(o.h), sw = W.start(o.w);
-    const int32_t d0 = D.lo(o.d), d1 = D.hi(o.d);
-    const int32_t h0 = H.lo(o.h), h1 = H.hi(o.h);
-    const int32_t w0 = W.lo(o.w), w1 = W.hi(o.w);
+    const int32_t d0 = D.avg_lo(o.d), d1 = D.avg_hi(o.d);
+    const int32_t h0 = H.avg_lo(o.h), h1 = H.avg_hi(o.h);
+    const int32_t w0 = W.avg_lo(o.w), w1 = W.avg_hi(o.w);
     acc_t best[V];
     int32_t best_tap[V];
     for (int l = 0; l < V; ++l) {
@@ -503,9 +495,9 @@ struct AvgPoolForward32 : Fast32<CL, V> {
     const auto o = this->out_pos(e);
     const int32_t st = this->step();
     const scalar_t* src = in + this->origin(o, g.in_plane);
-    const int32_t d0 = D.lo(o.d), d1 = D.hi(o.d);
-    const int32_t h0 = H.lo(o.h), h1 = H.hi(o.h);
-    const int32_t w0 = W.lo(o.w), w1 = W.hi(o.w);
+    const int32_t d0 = D.avg_lo(o.d), d1 = D.avg_hi(o.d);
+    const int32_t h0 = H.avg_lo(o.h), h1 = H.avg_hi(o.h);
+    const int32_t w0 = W.avg_lo(o.w), w1 = W.avg_hi(o.w);
     acc_t sum[V];
     for (int l = 0; l < V; ++l) sum[l] = acc_t(0);
     for (int32_t id = d0; id < d1; ++id) {
@@ -519,8 +511,9 @@ struct AvgPoolForward32 : Fast32<CL, V> {
     }
     int64_t div = divisor_override;
     if (div == 0) {
-      div = count_include_pad ? D.pool_size(o.d) * H.pool_size(o.h) * W.pool_size(o.w)
-                              : (d1 - d0) * (h1 - h0) * (w1 - w0);
+      div = count_include_pad
+                ? D.avg_pool_size(o.d) * H.avg_pool_size(o.h) * W.avg_pool_size(o.w)
+                : (d1 - d0) * (h1 - h0) * (w1 - w0);
     }
     Pack<scalar_t, V> y;
     for (int l = 0; l < V; ++l) y.v[l] = static_cast<scalar_t>(sum[l] / static_cast<acc_t>(div));
@@ -542,7 +535,7 @@ struct AvgPoolBackward32 : Fast32<CL, V> {
 
   // Divisor factor of window o along one dim.
   C10_HOST_DEVICE int32_t factor(const Dim32& a, int32_t o) const {
-    return count_include_pad ? a.pool_size(o) : a.hi(o) - a.lo(o);
+    return count_include_pad ? a.avg_pool_size(o) : a.avg_hi(o) - a.avg_lo(o);
   }
 
   C10_HOST_DEVICE void operator()(int32_t i) const {
