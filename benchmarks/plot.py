@@ -1,7 +1,7 @@
 """Charts of a benchmark result file: speedup over torch (and cuDNN) and
 achieved bandwidth as a fraction of a same-size copy, one bar per case.
 
-    python benchmarks/plot.py benchmarks/results/cpu-amd-epyc-2026-11-27.json [...]
+    python benchmarks/plot.py benchmarks/results/RESULT.json [...]
 
 writes RESULT.png next to each result file (matplotlib, no display needed).
 """
