@@ -178,7 +178,7 @@ def load_cuda_emulation():
     root = os.path.dirname(here)
     load(
         name="poolext_cuda_emulation",
-        # memory.cpp: the CPU output buffers that new_output (csrc/problem.h) takes.
+        # memory.cpp: the CPU output buffers that new_output (csrc/core/problem.h) takes.
         sources=[os.path.join(here, "cuda_emulation.cpp"),
                  os.path.join(root, "csrc", "cpu", "memory.cpp")],
         extra_include_paths=[os.path.join(root, "csrc")],

@@ -9,7 +9,6 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <c10/core/SymIntArrayRef.h>
 
 #include <algorithm>
@@ -41,13 +40,14 @@ inline bool aligned(std::initializer_list<const void*> ptrs, size_t bytes) {
 }
 
 // run_elements (core/run.h), but taking the int32 fast path (elements.h)
-// when the problem fits it: make_fast(layout, lanes) builds its functor, lanes being
-// std::integral_constant<int, V>: channels_last runs n / V groups of V
-// channels when `packed` (the pointers aligned for V-element accesses) and
-// C % V == 0, else V = 1.
+// when the problem fits it: make_fast(layout, lanes) builds its functor,
+// lanes being std::integral_constant<int, V>: channels_last runs n / V groups
+// of V channels when `packed` (the pointers aligned for V-element accesses)
+// and C % V == 0, else V = 1.
 template <int V, typename Runner, typename MakeFast, typename Make>
 void run_fast_elements(const Runner& run, bool channels_last, bool packed, int64_t n,
-                  int64_t max_numel, const Geometry& g, MakeFast&& make_fast, Make&& make) {
+                       int64_t max_numel, const Geometry& g, MakeFast&& make_fast,
+                       Make&& make) {
   if (run.fits_int32(max_numel) && Geometry32::fits(g)) {
     using one = std::integral_constant<int, 1>;
     if (!channels_last) {
