@@ -59,6 +59,27 @@ def _want_cuda(torch_cuda_version, cuda_home):
     return torch_cuda_version is not None and cuda_home is not None
 
 
+def _shared_cpp_runtime():
+    """Link flags that make the extension use the shared C++ runtime torch uses.
+
+    Every refusal is a c10::Error thrown inside libc10 (TORCH_CHECK calls
+    c10::detail::torchCheckFail), by the system libstdc++ and unwound by the
+    system libgcc_s, through poolext's frames on its way to Python.  Linked
+    with -static-libgcc / -static-libstdc++ (from LDFLAGS or from a compiler
+    wrapper that adds them), the extension carries private copies of the
+    unwinder and of the C++ personality routine; on reaching its frames the
+    private personality routine calls the private _Unwind_SetGR on the shared
+    unwinder's context, whose register table that copy never set up, and the
+    process aborts (or crashes) instead of raising.  Naming libstdc++ and
+    libgcc_s here puts them on the link line before the compiler's own library
+    arguments, so every C++ runtime and unwinder symbol resolves to the shared
+    libraries and the static archives, if named later, contribute nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return []
+    return ["-lstdc++", "-lgcc_s"]
+
+
 def _extensions():
     cuda_home = _find_cuda_home()
     if cuda_home and not os.environ.get("CUDA_HOME"):
@@ -74,7 +95,7 @@ def _extensions():
     # -g0: Python's CFLAGS ask for full debug info, which nearly doubles the
     # time to compile the kernel templates and is not shipped anyway.
     cxx = ["-O3", "-fopenmp", "-fno-math-errno", "-g0"]
-    extra_link_args = ["-fopenmp"]
+    extra_link_args = ["-fopenmp"] + _shared_cpp_runtime()
     if os.environ.get("POOLEXT_SANITIZE") == "1":
         # AddressSanitizer + UndefinedBehaviorSanitizer for the CPU kernels: see
         # scripts/sanitize.sh, which preloads the ASan runtime into Python.
