@@ -2,17 +2,31 @@
 // that loading registers them through.  Kernels live in cpu/ and cuda/.
 #include <Python.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include <string>
 
 #include "cpu/kernels.h"
 #include "cpu/memory.h"
 
+#define POOLEXT_STR2(x) #x
+#define POOLEXT_STR(x) POOLEXT_STR2(x)
+
 extern "C" {
-// `import poolext._C` runs the static TORCH_LIBRARY registrations below.
+// `import poolext._C` runs the static TORCH_LIBRARY registrations below.  The
+// module's torch_version, "MAJOR.MINOR" of the torch it was compiled against,
+// lets poolext/__init__.py refuse a build that does not match the torch loaded.
 PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module != nullptr &&
+      PyModule_AddStringConstant(module, "torch_version",
+                                 POOLEXT_STR(TORCH_VERSION_MAJOR) "." POOLEXT_STR(
+                                     TORCH_VERSION_MINOR)) != 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }
 }
 

@@ -8,7 +8,9 @@
 
 import torch  # noqa: F401  (loads libtorch before the extension)
 
-from . import _C  # noqa: F401  (registers torch.ops.poolext.*)
+from ._load import load_extension
+
+_C = load_extension()  # registers torch.ops.poolext.*
 from . import _fake  # noqa: F401  (fake kernels for torch.compile)
 from . import functional
 from ._convert import convert

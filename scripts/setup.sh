@@ -11,10 +11,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv" >&2
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy, sklearn, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy, sklearn, matplotlib
+import setuptools; assert int(setuptools.__version__.split('.')[0]) >= 77" 2>/dev/null; then
   echo "== installing torch and tools" >&2
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q "torch>=2.4" ninja pybind11 pytest hypothesis numpy \
+  # setuptools 77 reads pyproject's SPDX license; the build runs without isolation.
+  .venv/bin/python -m pip install -q "setuptools>=77" wheel "torch>=2.4" ninja pybind11 pytest \
+    hypothesis numpy \
     scikit-learn matplotlib
 fi
 echo "== building poolext" >&2
