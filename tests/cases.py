@@ -2,8 +2,10 @@
 
 import os
 import random
+import re
 import zlib
 
+import pytest
 import torch
 import torch.nn.functional as TF
 
@@ -12,6 +14,66 @@ from poolext._args import pooled_size
 
 FLOAT_TYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 INT_TYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+TORCH_VERSION = tuple(int(v) for v in re.match(r"(\d+)\.(\d+)", torch.__version__).groups())
+
+# Pooling behaviours of torch's own that changed inside poolext's supported
+# range (torch 2.4 onward).  poolext follows the newest torch everywhere; the
+# tests that take torch as the oracle adapt, on an older torch, where its own
+# kernels behave the old way.  Each entry: the releases that behave the old way,
+# [first, end), as the compatibility runs (scripts/compat.sh, torch 2.4.0,
+# 2.5.1, 2.6.0, 2.7.1, 2.8.0, 2.9.1, 2.10.0, 2.11.0) found them.
+TORCH_CHANGES = {
+    "integer-max-padding": (
+        (2, 4), (2, 5), "integer max pooling with padding counts the padding as 0"),
+    "divisor-int64": (
+        (2, 4), (2, 5), "avg_pool keeps only the low 32 bits of divisor_override"),
+    "half-unpool-cpu": (
+        (2, 4), (2, 5), "the CPU max_unpool kernels refuse float16 and bfloat16"),
+    "half-adaptive-max3d-cpu": (
+        (2, 4), (2, 6), "the CPU adaptive_max_pool3d kernel refuses float16"),
+    "not-implemented-error": (
+        (2, 4), (2, 8), "a dtype no kernel takes raises RuntimeError, not NotImplementedError"),
+    "sizes-as-tensors": (
+        (2, 4), (2, 10), "kernel_size and output_size refuse 0-d tensors"),
+    "avg-stride-overflow": (
+        (2, 5), (2, 10), "avg_pool takes a stride whose output-size arithmetic overflows"),
+    "unpool1d-strides": (
+        (2, 4), (2, 11), "max_unpool1d returns a contiguous output, whatever the input's strides"),
+}
+
+
+def torch_behaves_old(change):
+    """True if this torch behaves the old way for TORCH_CHANGES[change]."""
+    first, end, _ = TORCH_CHANGES[change]
+    return first <= TORCH_VERSION < end
+
+
+def skip_if_torch_behaves_old(change):
+    """Skips the calling test where this torch is the wrong oracle for it."""
+    if torch_behaves_old(change):
+        first, end, what = TORCH_CHANGES[change]
+        pytest.skip(f"torch {torch.__version__}: {what} (torch {end[0]}.{end[1]} and later do "
+                    "not; poolext follows them)")
+
+
+def old_torch_skip(change):
+    """A skipif mark for parameters where this torch is the wrong oracle."""
+    first, end, what = TORCH_CHANGES[change]
+    return pytest.mark.skipif(torch_behaves_old(change),
+                              reason=f"torch {torch.__version__}: {what}")
+
+
+def assert_raises_like_torch(ours, theirs):
+    """poolext raised `ours` where torch raised `theirs`: the same class, or, on
+    a torch that raised RuntimeError for an unimplemented dtype, the
+    NotImplementedError (a RuntimeError subclass) that later releases raise."""
+    if (torch_behaves_old("not-implemented-error") and type(theirs) is RuntimeError
+            and "not implemented for" in str(theirs)):
+        assert type(ours) is NotImplementedError, (ours, theirs)
+    else:
+        assert type(ours) is type(theirs), (ours, theirs)
 
 
 def op_pair(kind, rank):

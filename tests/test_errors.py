@@ -16,7 +16,7 @@ import torch.nn.functional as TF
 
 import poolext  # noqa: F401  (registers torch.ops.poolext)
 import poolext.functional as PF
-from cases import same_memory_format
+from cases import old_torch_skip, same_memory_format, torch_behaves_old
 
 ALLOWED = (RuntimeError, ValueError, TypeError, NotImplementedError)
 BIG = 2**31  # first value past int32
@@ -65,10 +65,13 @@ def _call(lib, op, x, args, kwargs):
 # (a) invalid calls
 # ---------------------------------------------------------------------------
 
-def bad(name, op, shape, *args, must, dtype=torch.float32, grad=False, cls=None, **kwargs):
+def bad(name, op, shape, *args, must, dtype=torch.float32, grad=False, cls=None, change=None,
+        **kwargs):
     """One invalid call: `must` are substrings poolext's message must contain;
-    `cls` overrides the expected exception class (default: torch's)."""
-    return pytest.param(op, shape, dtype, grad, args, kwargs, must, cls, id=f"{op}-{name}")
+    `cls` overrides the expected exception class (default: torch's); `change`
+    names the TORCH_CHANGES entry under which an older torch takes the call."""
+    return pytest.param(op, shape, dtype, grad, args, kwargs, must, cls, id=f"{op}-{name}",
+                        marks=[old_torch_skip(change)] if change else [])
 
 
 def _invalid_rows():
@@ -129,7 +132,8 @@ def _invalid_rows():
                 bad("kernel-2-of-3" if r == 3 else "kernel-3-of-2", op, x, [2] * (5 - r),
                     must=[f"kernel_size={[2] * (5 - r)}"]),
                 bad("kernel-huge", op, x, BIG, must=[f"kernel_size={fmt([BIG] * r)}"]),
-                bad("stride-huge", op, x, 2, stride=BIG, must=[f"stride={fmt([BIG] * r)}"]),
+                bad("stride-huge", op, x, 2, stride=BIG, must=[f"stride={fmt([BIG] * r)}"],
+                    change="avg-stride-overflow" if op == "avg_pool2d" else None),
                 bad("padding-huge", op, x, 2, padding=BIG, must=[f"padding={fmt([BIG] * r)}"]),
             ]
         if op.startswith("max"):
@@ -170,7 +174,8 @@ def _invalid_rows():
         bad("kernel-2-of-1", "max_pool1d", x1, [2, 2], must=["kernel_size=[2, 2]"]),
         bad("kernel-2-of-1", "avg_pool1d", x1, [2, 2], must=["kernel_size=[2, 2]"]),
         bad("kernel-huge", "avg_pool1d", x1, BIG, must=[f"kernel_size={fmt([BIG])}"]),
-        bad("stride-huge", "avg_pool1d", x1, 2, stride=BIG, must=[f"stride={fmt([BIG])}"]),
+        bad("stride-huge", "avg_pool1d", x1, 2, stride=BIG, must=[f"stride={fmt([BIG])}"],
+            change="avg-stride-overflow"),
         bad("padding-huge", "avg_pool1d", x1, 2, padding=BIG, must=[f"padding={fmt([BIG])}"]),
         # max_pool1d refuses these through their size checks, not through int32 limits
         bad("kernel-huge", "max_pool1d", x1, BIG, must=[f"kernel_size={fmt([BIG])}"]),
@@ -223,11 +228,14 @@ def test_invalid_call_raises_like_torch(op, shape, dtype, grad, args, kwargs, mu
 # (b) valid edge calls
 # ---------------------------------------------------------------------------
 
-def ok(name, op, shape, *args, dtype=torch.float32, grad=True, cl=False, ramp=False, **kwargs):
+def ok(name, op, shape, *args, dtype=torch.float32, grad=True, cl=False, ramp=False,
+       change=None, **kwargs):
     """One valid call; grad: also compare gradients (float inputs); ramp: the
     input counts up along its last dims, so each window's maximum is its last
-    in-bounds element."""
-    return pytest.param(op, shape, dtype, grad, cl, ramp, args, kwargs, id=f"{op}-{name}")
+    in-bounds element; change: the TORCH_CHANGES entry under which an older
+    torch gets the call wrong or refuses it."""
+    return pytest.param(op, shape, dtype, grad, cl, ramp, args, kwargs, id=f"{op}-{name}",
+                        marks=[old_torch_skip(change)] if change else [])
 
 
 def _valid_rows():
@@ -242,7 +250,7 @@ def _valid_rows():
             ok("stride-empty-tuple", op, shape_for(op), 2, ()),
             ok("stride-None", op, shape_for(op), 2, None),
             ok("kernel-1-element-list", op, shape_for(op), [3], (2,), [1]),
-            ok("kernel-tensor", op, shape_for(op), torch.tensor(2)),
+            ok("kernel-tensor", op, shape_for(op), torch.tensor(2), change="sizes-as-tensors"),
             ok("kernel1-stride1", op, shape_for(op), 1, 1),
             ok("padding-half-even", op, shape_for(op, size=6), 4, 1, 2),
             ok("padding-half-odd", op, shape_for(op, size=6), 5, 2, 2),
@@ -299,8 +307,10 @@ def _valid_rows():
                     ok("divisor-negative", op, shape_for(op), 3, 2, 1, divisor_override=-2),
                     ok("divisor-1", op, shape_for(op), 3, 2, 1, ceil_mode=True,
                        divisor_override=1),
-                    ok("divisor-past-int32", op, shape_for(op), 2, divisor_override=2**40),
-                    ok("divisor-int64-max", op, shape_for(op), 2, divisor_override=2**63 - 1),
+                    ok("divisor-past-int32", op, shape_for(op), 2, divisor_override=2**40,
+                       change="divisor-int64"),
+                    ok("divisor-int64-max", op, shape_for(op), 2, divisor_override=2**63 - 1,
+                       change="divisor-int64"),
                 ]
     rows += [
         # torch's plain 1d max pooling takes 64-bit strides
@@ -386,14 +396,16 @@ def test_documented_supersets():
     """poolext takes two things torch's CPU kernels refuse, and gets them right:
     integer max_pool1d (torch's path with indices takes them) and half/bfloat16
     avg_pool3d (computed in float)."""
+    # Older torch raises RuntimeError for these (TORCH_CHANGES["not-implemented-error"]).
+    refusal = RuntimeError if torch_behaves_old("not-implemented-error") else NotImplementedError
     x = make_input((2, 3, 9), torch.int32)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(refusal, match="not implemented"):
         TF.max_pool1d(x, 3, 2, 1)
     ref = TF.max_pool1d(x, 3, 2, 1, return_indices=True)[0]
     assert torch.equal(PF.max_pool1d(x, 3, 2, 1), ref)
     for dt in (torch.float16, torch.bfloat16):
         x = make_input((2, 3, 5, 6, 7), dt)
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(refusal, match="not implemented"):
             TF.avg_pool3d(x, 3, 2, 1)
         ref = TF.avg_pool3d(x.float(), 3, 2, 1).to(dt)
         y = PF.avg_pool3d(x, 3, 2, 1)

@@ -21,7 +21,8 @@ from torch import nn
 
 import poolext
 import poolext.functional as PF
-from cases import FLOAT_TYPES, assert_bit_equal, load_cuda_emulation, random_values, rng_for
+from cases import (FLOAT_TYPES, assert_bit_equal, assert_raises_like_torch, load_cuda_emulation,
+                   random_values, rng_for, torch_behaves_old)
 
 ops = torch.ops.poolext
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -69,6 +70,16 @@ def assert_like_torch(ours, theirs, *args, **kwargs):
     shape and strides.  Returns (ours, torch's) outputs, or None if raised."""
     ref, ref_err = outcome(theirs, *args, **kwargs)
     out, err = outcome(ours, *args, **kwargs)
+    y = args[0]
+    if (ref_err is not None and torch_behaves_old("half-unpool-cpu")
+            and y.dtype in (torch.float16, torch.bfloat16)):
+        # This torch has no half-type CPU unpooling; unpooling only moves
+        # values, so torch's float32 result, cast back, is the exact answer.
+        ref, ref_err = outcome(theirs, y.float(), *args[1:], **kwargs)
+        if ref_err is None:
+            assert err is None, f"poolext raised {err!r}, torch returned"
+            assert_bit_equal(out, ref.to(y.dtype))
+            return out, ref
     if ref_err is not None:
         assert err is not None, f"torch raised {ref_err!r}, poolext returned"
         if isinstance(ref_err, RuntimeError) and "integer multiplication overflow" in str(ref_err):
@@ -76,11 +87,14 @@ def assert_like_torch(ours, theirs, *args, **kwargs):
             # later versions check it first and raise ValueError, as poolext does.
             assert isinstance(err, ValueError) and "output_size" in str(err), (err, ref_err)
             return None
-        assert type(err) is type(ref_err), (err, ref_err)
+        assert_raises_like_torch(err, ref_err)
         return None
     assert err is None, f"poolext raised {err!r}, torch returned"
     assert_bit_equal(out, ref)
-    if ref.numel() > 0:
+    name = getattr(theirs, "__name__", type(theirs).__name__)  # a function or a module
+    if name.endswith("1d") and torch_behaves_old("unpool1d-strides"):
+        pass  # this torch's 1d output is contiguous; later ones keep the input's layout, as poolext
+    elif ref.numel() > 0:
         assert out.stride() == ref.stride(), (out.stride(), ref.stride())
     return out, ref
 
