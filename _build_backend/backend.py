@@ -48,10 +48,7 @@ def get_requires_for_build_wheel(config_settings=None):
     return [_torch_requirement()]
 
 
-def get_requires_for_build_editable(config_settings=None):
-    return [_torch_requirement()]
-
-
-def get_requires_for_build_sdist(config_settings=None):
-    # setuptools runs setup.py to list these, and setup.py imports torch.
-    return [_torch_requirement()]
+# The same for editable builds and sdists (setuptools would run setup.py to
+# list them, and setup.py imports torch).
+get_requires_for_build_editable = get_requires_for_build_wheel
+get_requires_for_build_sdist = get_requires_for_build_wheel

@@ -50,19 +50,21 @@ def torch_behaves_old(change):
     return first <= TORCH_VERSION < end
 
 
+def _old_torch_reason(change):
+    _, end, what = TORCH_CHANGES[change]
+    return (f"torch {torch.__version__}: {what} (torch {end[0]}.{end[1]} and later do not; "
+            "poolext follows them)")
+
+
 def skip_if_torch_behaves_old(change):
     """Skips the calling test where this torch is the wrong oracle for it."""
     if torch_behaves_old(change):
-        first, end, what = TORCH_CHANGES[change]
-        pytest.skip(f"torch {torch.__version__}: {what} (torch {end[0]}.{end[1]} and later do "
-                    "not; poolext follows them)")
+        pytest.skip(_old_torch_reason(change))
 
 
 def old_torch_skip(change):
     """A skipif mark for parameters where this torch is the wrong oracle."""
-    first, end, what = TORCH_CHANGES[change]
-    return pytest.mark.skipif(torch_behaves_old(change),
-                              reason=f"torch {torch.__version__}: {what}")
+    return pytest.mark.skipif(torch_behaves_old(change), reason=_old_torch_reason(change))
 
 
 def assert_raises_like_torch(ours, theirs):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import poolext._C as ext
 
@@ -52,22 +53,16 @@ def test_holds_no_private_unwinder_or_personality_routine():
 
 
 def test_a_direct_op_refusal_raises():
-    import torch
-
     with pytest.raises(RuntimeError, match="stride"):
         torch.ops.poolext.max_pool(torch.randn(2, 3, 8, 8), [2, 2], [0, 2], [0, 0], [1, 1],
                                    False, False, True, True)
 
 
 def test_records_the_torch_it_was_built_against():
-    import torch
-
     assert ext.torch_version == ".".join(torch.__version__.split(".")[:2])
 
 
 def test_refuses_another_torch_release(monkeypatch):
-    import torch
-
     from poolext._load import load_extension
 
     monkeypatch.setattr(torch, "__version__", "2.3.1")
