@@ -73,9 +73,33 @@ def check_flag(op, name, value):
     return value
 
 
-def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
+def _refuse(cls, sentence, op, detail):
+    """torch's own sentence for the refusal first (user code matches it), then
+    poolext's: the op, the argument and its value."""
+    raise cls(f"{sentence} ({op}: {detail})")
+
+
+def _letters(rank, prefix):
+    """How torch's shape checks name per-dim values: kH kW, kT kH kW, dilationH ..."""
+    return [prefix + c for c in ("HW" if rank < 3 else "THW")]
+
+
+def _lift(vals, rank, fill):
+    """torch checks a 1d pooling as 2d, with a dummy leading dim holding `fill`."""
+    return (fill,) + tuple(vals) if rank == 1 else tuple(vals)
+
+
+def _per_dim(rank, prefix, vals, fill):
+    return " ".join(f"{n}: {v}" for n, v in zip(_letters(rank, prefix), _lift(vals, rank, fill)))
+
+
+def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True, plain_1d=False):
     """Refuse non-positive kernel/stride/dilation, negative or over-half padding,
-    and (as torch does on every path but plain 1d max pooling) values past int32."""
+    and (as torch does on every path but plain 1d max pooling) values past int32.
+    plain_1d: torch's 1d max pooling path without indices or grad, which has its
+    own words."""
+    r = len(kernel_size)
+    dil = dilation if dilation is not None else (1,) * r
     for name, vals, lo in (
         ("kernel_size", kernel_size, 1),
         ("stride", stride, 1),
@@ -87,7 +111,27 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
         for v in vals:
             if v < lo:
                 rule = "positive" if lo else "non-negative"
-                raise RuntimeError(f"{op}: {name} must be {rule}, got {name}={vals}")
+                detail = f"{name} must be {rule}, got {name}={vals}"
+                if plain_1d:
+                    what = {"kernel_size": "kernel_size must be greater than zero",
+                            "stride": "stride must be greater than zero",
+                            "dilation": "dilation must be greater than zero",
+                            "padding": "padding must be non-negative"}[name]
+                    _refuse(RuntimeError, f"max_pool1d() {what}, but got {v}", op, detail)
+                if name == "stride" and 0 in vals or name == "kernel_size" and 0 in vals \
+                        and tuple(stride) == tuple(kernel_size):
+                    # torch sizes the output before its other checks; a zero stride
+                    # (the default stride of a zero kernel) stops it there
+                    sentence = "stride should not be zero"
+                elif name == "padding":
+                    sentence = f"pad must be non-negative, but got pad: {v}"
+                else:
+                    word, prefix, fill = {"kernel_size": ("kernel size", "k", 1),
+                                          "stride": ("stride", "d", 1),
+                                          "dilation": ("dilation", "dilation", 1)}[name]
+                    sentence = (f"{word} should be greater than zero, but got "
+                                f"{_per_dim(r, prefix, vals, fill)}")
+                _refuse(RuntimeError, sentence, op, detail)
             if v > _INT32_MAX and (name != "stride" or int32_stride):
                 raise RuntimeError(f"{op}: {name} must fit in int32, got {name}={vals}")
     vol = 1
@@ -97,15 +141,55 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True):
         raise RuntimeError(
             f"{op}: a window of kernel_size={kernel_size} has more than 2^31-1 elements"
         )
+    detail = (f"padding must be at most half the kernel size, got padding={padding} "
+              f"with kernel_size={kernel_size}")
+    # torch checks padding against the dilated window while sizing the output, dim by dim,
+    # then against the plain kernel size
+    for p, k, d in zip(padding, kernel_size, dil):
+        if p > ((k - 1) * d + 1) // 2:
+            if plain_1d:
+                _refuse(RuntimeError, f"max_pool1d() padding should be at most half of kernel "
+                        f"size, but got padding={p} and kernel_size={k}", op, detail)
+            _refuse(RuntimeError, f"pad should be at most half of effective kernel size, but got "
+                    f"pad={p}, kernel_size={k} and dilation={d}", op, detail)
     for p, k in zip(padding, kernel_size):
         if p > k // 2:
-            raise RuntimeError(
-                f"{op}: padding must be at most half the kernel size, got padding={padding} "
-                f"with kernel_size={kernel_size}"
-            )
+            if plain_1d:
+                _refuse(RuntimeError, f"max_pool1d() padding should be at most half of kernel "
+                        f"size, but got padding={p} and kernel_size={k}", op, detail)
+            kk, pp = _lift(kernel_size, r, 1), _lift(padding, r, 0)
+            if r == 3:
+                sentence = (f"pad should be smaller than or equal to half of kernel size, but got "
+                            f"kT: {kk[0]} kW: {kk[2]} kH: {kk[1]} padT: {pp[0]} padW: {pp[2]} "
+                            f"padH: {pp[1]}")
+            else:
+                sentence = (f"pad should be smaller than or equal to half of kernel size, but got "
+                            f"padW = {pp[1]}, padH = {pp[0]}, kW = {kk[1]}, kH = {kk[0]}")
+            _refuse(RuntimeError, sentence, op, detail)
 
 
-def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_size=False):
+def _empty_dims_sentence(op, sizes, plain_1d):
+    """torch's words for an input with a zero-size dim other than the batch dim."""
+    shape = list(sizes)
+    r = int(op[-2]) if op[-2].isdigit() else 2
+    if op == "max_pool3d":
+        return ("max_pool3d_with_indices_out_cpu_template(): Expected input's non-batch "
+                f"dimensions to have positive length, but input has a shape of {shape} and "
+                "non-batch dimension 0 has length zero!")
+    if op == "avg_pool3d":
+        return ("avg_pool3d(): Expected input's non-batch dimensions to have positive length, "
+                f"but input has a shape of {shape} and non-batch dimension 0 has length zero!")
+    if r == 1 and plain_1d:
+        return ("max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch "
+                f"size for input, but got:{shape}")
+    if r == 1:
+        shape = shape[:-1] + [1] + shape[-1:]
+    return ("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
+            f"but got:{shape}")
+
+
+def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_size=False,
+              plain_1d=False):
     """Checks the input's shape and returns the output's.  With min_size, each
     spatial size must be at least the kernel (torch's avg_pool3d rule)."""
     r = len(kernel_size)
@@ -118,28 +202,36 @@ def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_
     first = 1 if ndim == r + 2 else 0
     for i in range(first, ndim):
         if sizes[i] == 0:
-            raise RuntimeError(
-                f"{op}: input dims other than the batch dim must be non-zero, "
-                f"got input of shape {tuple(sizes)}"
-            )
+            _refuse(RuntimeError, _empty_dims_sentence(op, sizes, plain_1d), op,
+                    f"input dims other than the batch dim must be non-zero, got input of shape "
+                    f"{tuple(sizes)}")
     dilation = dilation if dilation is not None else (1,) * r
     spatial = tuple(sizes[ndim - r:])
     if min_size and any(L < k for L, k in zip(spatial, kernel_size)):
-        raise RuntimeError(
-            f"{op}: input of shape {tuple(sizes)} is smaller than kernel_size={tuple(kernel_size)}"
-        )
+        _refuse(RuntimeError,
+                f"input image (T: {spatial[0]} H: {spatial[1]} W: {spatial[2]}) smaller than "
+                f"kernel size (kT: {kernel_size[0]} kH: {kernel_size[1]} kW: {kernel_size[2]})",
+                op, f"input of shape {tuple(sizes)} is smaller than "
+                f"kernel_size={tuple(kernel_size)}")
     out = list(sizes)
     for a in range(r):
-        o = pooled_size(sizes[ndim - r + a], kernel_size[a], stride[a], padding[a], dilation[a],
-                        ceil_mode)
-        if o < 1:
-            raise RuntimeError(
-                f"{op}: output size is too small: input of shape {tuple(sizes)} with "
-                f"kernel_size={tuple(kernel_size)}, stride={tuple(stride)}, "
-                f"padding={tuple(padding)}, dilation={tuple(dilation)}, ceil_mode={ceil_mode} "
-                f"gives a spatial output dim of {o}"
-            )
-        out[ndim - r + a] = o
+        out[ndim - r + a] = pooled_size(sizes[ndim - r + a], kernel_size[a], stride[a],
+                                        padding[a], dilation[a], ceil_mode)
+    bad = [o for o in out[ndim - r:] if o < 1]
+    if bad:
+        detail = (f"output size is too small: input of shape {tuple(sizes)} with "
+                  f"kernel_size={tuple(kernel_size)}, stride={tuple(stride)}, "
+                  f"padding={tuple(padding)}, dilation={tuple(dilation)}, ceil_mode={ceil_mode} "
+                  f"gives a spatial output dim of {bad[0]}")
+        if plain_1d:
+            _refuse(RuntimeError, f"max_pool1d() Invalid computed output size: {out[-1]}", op,
+                    detail)
+        C = sizes[first]
+        ins = (C, *_lift(spatial, r, 1))
+        outs = (C, *_lift(out[ndim - r:], r, 1))
+        _refuse(RuntimeError,
+                f"Given input size: ({'x'.join(map(str, ins))}). Calculated output size: "
+                f"({'x'.join(map(str, outs))}). Output size is too small", op, detail)
     return out
 
 
@@ -234,3 +326,51 @@ def adaptive_output_size(op, rank, output_size, sizes, check_rank=True):
 def _wrong_rank(op, rank, sizes):
     raise RuntimeError(f"{op}: expected a {rank + 1}D (unbatched) or {rank + 2}D (batched) "
                        f"input, got input of shape {tuple(sizes)}")
+
+
+_TYPE_NAMES = {
+    torch.bool: "Bool", torch.uint8: "Byte", torch.int8: "Char", torch.int16: "Short",
+    torch.int32: "Int", torch.int64: "Long", torch.float16: "Half", torch.bfloat16: "BFloat16",
+    torch.float32: "Float", torch.float64: "Double", torch.complex64: "ComplexFloat",
+    torch.complex128: "ComplexDouble",
+}
+
+
+def not_implemented_sentence(kernel, dtype):
+    """torch's words when no kernel takes a dtype: "kernel" not implemented for 'Long'."""
+    return f'"{kernel}" not implemented for \'{_TYPE_NAMES.get(dtype, str(dtype))}\''
+
+
+def adaptive_kernel_name(kind, rank, device_type):
+    """The name torch's adaptive {kind} pooling kernels give in their dtype refusals
+    (1d runs as 2d; the 3d kernels carry the device)."""
+    return f"adaptive_{kind}_pool2d" if rank < 3 else f"adaptive_{kind}_pool3d_{device_type}"
+
+
+def check_adaptive_input(op, kind, rank, sizes, first):
+    """torch's refusal of empty non-batch dims (from `first` on) in adaptive pooling."""
+    for i in range(first, len(sizes)):
+        if sizes[i] == 0:
+            shape = list(sizes)
+            name = op
+            if kind == "avg" and rank == 1:  # torch pools it as 2d, over an unsqueezed view
+                shape, name, i = shape[:-1] + [1] + shape[-1:], "adaptive_avg_pool2d", i + 1
+            _refuse(RuntimeError, f"{name}(): Expected input to have non-zero size for "
+                    f"non-batch dimensions, but input has sizes {shape} with dimension {i} "
+                    "being empty", op, "expected input to have non-zero size for non-batch "
+                    f"dimensions, got input of shape {tuple(sizes)}")
+
+
+def check_adaptive_grad(kind, rank, grad_output):
+    """torch's adaptive pooling backward refuses a grad_output with an empty dim past
+    the first (an output_size of 0, or no channels)."""
+    sizes = list(grad_output.shape)
+    if rank == 1:  # torch's 1d backward is the 2d one, over an unsqueezed view
+        sizes = sizes[:-1] + [1] + sizes[-1:]
+    name = f"adaptive_{kind}_pool{max(rank, 2)}d_backward"
+    for i in range(1, len(sizes)):
+        if sizes[i] == 0:
+            _refuse(RuntimeError, f"{name}(): Expected grad_output to have non-zero size for "
+                    f"non-batch dimensions, but grad_output has sizes {sizes} with dimension "
+                    f"{i} being empty", name, f"grad_output of shape {tuple(grad_output.shape)} "
+                    "has an empty dim past the first")

@@ -8,6 +8,8 @@ other's adjoints, and avg-pool backward's adjoint is avg-pool forward.
 
 import torch
 
+from . import _args
+
 ops = torch.ops.poolext
 
 
@@ -117,6 +119,7 @@ class AdaptiveMaxPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output, _grad_indices):
+        _args.check_adaptive_grad("max", len(ctx.geom[1]), grad_output)
         (argmax,) = ctx.saved_tensors
         if torch.is_grad_enabled():
             grad = AdaptiveMaxPoolBackward.apply(grad_output, argmax, *ctx.geom)
@@ -166,6 +169,7 @@ class AdaptiveAvgPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
+        _args.check_adaptive_grad("avg", len(ctx.geom[1]), grad_output)
         if torch.is_grad_enabled():
             grad = AdaptiveAvgPoolBackward.apply(grad_output, *ctx.geom)
         else:

@@ -56,15 +56,25 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     d = _args.expand(op, "dilation", dilation, rank)
     ceil_mode = _args.check_flag(op, "ceil_mode", ceil_mode)
     training = torch.is_grad_enabled() and input.requires_grad
-    # torch's plain 1d max pooling (no indices, no grad) takes 64-bit strides;
-    # every other path refuses values past int32.
-    _args.check_values(op, k, s, p, d,
-                       int32_stride=not (rank == 1 and not return_indices and not training))
-    _args.out_shape(op, input.shape, k, s, p, d, ceil_mode)
+    # torch's 1d max pooling without indices checks its arguments in words of its own,
+    # and (without grad either) takes 64-bit strides; every other path refuses values
+    # past int32.
+    plain_1d = rank == 1 and not return_indices
+    _args.check_values(op, k, s, p, d, int32_stride=not (plain_1d and not training),
+                       plain_1d=plain_1d)
+    _args.out_shape(op, input.shape, k, s, p, d, ceil_mode, plain_1d=plain_1d)
     if input.dtype == torch.bool or input.is_complex():
         raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported")
-    lifted = False
-    if training or return_indices:  # torch's plain 1d inference path keeps no layout
+    lifted = unbatched_3d = False
+    if rank == 3 and input.dim() == 4 and input.device.type == "cpu" and \
+            not input.is_contiguous() and \
+            input.unsqueeze(0).is_contiguous(memory_format=torch.channels_last_3d):
+        # torch's CPU max_pool3d lays out the output of an unbatched input stored channels
+        # last (C innermost, dense) as that of its batch of one (channels_last_3d), while
+        # the input gradient stays contiguous.
+        x = _ContiguousGrad.apply(input) if training else input
+        input, cl, unbatched_3d = x.unsqueeze(0), True, True
+    elif training or return_indices:  # torch's plain 1d inference path keeps no layout
         input, rank, (k, s, p, d), cl, lifted = _lift_1d(input, rank, (k, s, p, d))
     else:
         cl = _args.is_channels_last(input, rank)
@@ -73,10 +83,23 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     else:
         out, _, indices = _ops.max_pool(input, k, s, p, d, ceil_mode, cl, False,
                                         bool(return_indices))
-    if lifted:
-        out = out.squeeze(-2)
-        indices = indices.squeeze(-2) if return_indices else indices
+    if lifted or unbatched_3d:
+        dim = 0 if unbatched_3d else -2
+        out = out.squeeze(dim)
+        indices = indices.squeeze(dim) if return_indices else indices
     return (out, indices) if return_indices else out
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
 
 
 def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -166,12 +189,13 @@ def _adaptive_setup(op, rank, input, out, is_max):
     # torch lets dim 0 be empty (batch, or the channels of an unbatched
     # input); adaptive avg 1d/2d only needs the spatial dims non-empty.
     first = ndim - rank if (not is_max and rank < 3) else 1
-    if any(input.shape[i] == 0 for i in range(first, ndim)):
-        raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
-                           f"dimensions, got input of shape {tuple(input.shape)}")
+    kind = "max" if is_max else "avg"
+    _args.check_adaptive_input(op, kind, rank, input.shape, first)
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported "
-                                  "(floating point types only)")
+        raise NotImplementedError(
+            _args.not_implemented_sentence(
+                _args.adaptive_kernel_name(kind, rank, input.device.type), input.dtype) +
+            f" ({op}: input dtype {input.dtype} is not supported; floating point types only)")
     if rank == 1 and ndim == 3:
         x2 = input.unsqueeze(-2)
         if _args.is_channels_last(x2, 2):

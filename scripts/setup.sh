@@ -11,13 +11,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv" >&2
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy, sklearn, matplotlib
+if ! .venv/bin/python -c "import torch, ninja, pybind11, pytest, hypothesis, numpy, sklearn, matplotlib, expecttest
 import setuptools; assert int(setuptools.__version__.split('.')[0]) >= 77" 2>/dev/null; then
   echo "== installing torch and tools" >&2
   .venv/bin/python -m pip install -q --upgrade pip
   # setuptools 77 reads pyproject's SPDX license; the build runs without isolation.
   .venv/bin/python -m pip install -q "setuptools>=77" wheel "torch>=2.4" ninja pybind11 pytest \
-    hypothesis numpy \
+    hypothesis numpy expecttest \
     scikit-learn matplotlib
 fi
 echo "== building poolext" >&2

@@ -171,10 +171,22 @@ def test_empty_outputs_and_batches(kind):
         for shape, out in [((2, 3) + (5,) * rank, (0,) * rank),
                            ((0, 3) + (5,) * rank, (2,) * rank)]:
             x = torch.randn(shape, requires_grad=True)
-            y, ry = fn(x, out), tfn(x.detach(), out)
+            xt = x.detach().clone().requires_grad_(True)
+            y, ry = fn(x, out), tfn(xt, out)
             assert y.shape == ry.shape
+            try:
+                ry.sum().backward()
+            except RuntimeError as e:
+                # an output_size of 0: torch's backward refuses, and so does poolext's, in
+                # torch's words
+                assert 0 in out
+                with pytest.raises(RuntimeError) as info:
+                    y.sum().backward()
+                assert str(info.value).startswith(str(e).splitlines()[0]), (e, info.value)
+                continue
+            assert 0 not in out
             y.sum().backward()
-            assert torch.equal(x.grad, torch.zeros_like(x))
+            assert torch.equal(x.grad, xt.grad) and torch.equal(x.grad, torch.zeros_like(x))
 
 
 def test_nan_and_inf_windows():

@@ -1,5 +1,6 @@
 """poolext against torch.nn.functional on many random problems (CPU)."""
 
+import itertools
 import os
 
 import pytest
@@ -453,3 +454,34 @@ def test_large_outputs(channels_last):
         assert x1.grad.nbytes >= 4 << 20
         a1, a2 = PF.avg_pool2d(x, **kw), TF.avg_pool2d(x, **kw)
         torch.testing.assert_close(a1, a2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 6, 7), (1, 5, 6, 7), (6, 1, 6, 7), (6, 5, 1, 1)])
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))),
+                         ids=lambda o: "".join(map(str, o)))
+def test_unbatched_max_pool3d_layout_like_torch(shape, order):
+    """An unbatched 4-D input to max_pool3d, stored in any dim order: torch's CPU kernel
+    gives the output of a channels-last one (C innermost) the layout of its batch of one
+    (channels_last_3d), the input gradient a contiguous one; poolext does the same."""
+    base = torch.randn([shape[d] for d in order], generator=torch.Generator().manual_seed(3))
+    x = base.permute(*[order.index(d) for d in range(4)])
+    assert x.shape == shape
+    for grad in (False, True):
+        xt = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(grad)
+        assert xt.stride() == x.stride()
+        try:
+            yt, it = TF.max_pool3d(xt, 2 if min(shape[1:]) > 1 else 1, return_indices=True)
+        except RuntimeError as e:
+            # torch's CPU kernel refuses a 4-D input that is channels_last in the 2d sense
+            # (docs/semantics.md); poolext pools it.
+            assert "memory format" in str(e)
+            continue
+        xp = x.detach().clone(memory_format=torch.preserve_format).requires_grad_(grad)
+        yp, ip = PF.max_pool3d(xp, 2 if min(shape[1:]) > 1 else 1, return_indices=True)
+        assert torch.equal(yt, yp) and torch.equal(it, ip)
+        assert yt.stride() == yp.stride() and it.stride() == ip.stride()
+        if grad:
+            g = torch.randn(yt.shape, generator=torch.Generator().manual_seed(4))
+            (gt,) = torch.autograd.grad(yt, xt, g)
+            (gp,) = torch.autograd.grad(yp, xp, g)
+            assert torch.equal(gt, gp) and gt.stride() == gp.stride()

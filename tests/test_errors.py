@@ -219,9 +219,42 @@ def test_invalid_call_raises_like_torch(op, shape, dtype, grad, args, kwargs, mu
         f"torch raised {type(t_info.value).__name__}, poolext {type(p_info.value).__name__}: "
         f"{p_info.value}")
     msg = str(p_info.value)
-    assert msg.startswith(op), msg
+    assert msg.startswith(op) or f"({op}: " in msg, msg
     for s in must:
         assert s in msg, f"{s!r} not in {msg!r}"
+
+
+# The refusals whose message starts with torch's own sentence (values included),
+# on every path torch takes: with and without grad, with and without indices.
+WORDS = ("stride0", "stride-neg", "kernel0", "kernel-neg", "padding-neg", "padding-over-half",
+         "padding-over-half-dilated", "dilation0", "dilation-neg", "output-too-small",
+         "ceil-mode-size0", "C0", "spatial0", "unbatched-C0", "input-smaller-than-kernel",
+         "input-smaller-than-kernel-one-dim", "input-smaller-than-kernel-ceil",
+         "input-smaller-than-kernel-zero-batch")
+WORD_ROWS = [pytest.param(*p.values, id=p.id, marks=p.marks) for p in INVALID
+             if p.id.split("-", 1)[1] in WORDS]
+
+
+def _first_line(e):
+    return str(e).splitlines()[0] if str(e) else ""
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no-grad", "grad"])
+@pytest.mark.parametrize("return_indices", [False, True], ids=["values", "indices"])
+@pytest.mark.parametrize("op, shape, dtype, _grad, args, kwargs, must, cls", WORD_ROWS)
+def test_refusal_words_are_torchs(op, shape, dtype, _grad, args, kwargs, must, cls, grad,
+                                  return_indices):
+    if return_indices and not op.startswith("max"):
+        pytest.skip("only max pooling returns indices")
+    if return_indices:
+        kwargs = dict(kwargs, return_indices=True)
+    x = make_input(shape, dtype, grad)
+    with pytest.raises(Exception) as t_info:
+        _call(TF, op, x, args, kwargs)
+    with pytest.raises(type(t_info.value)) as p_info:
+        _call(PF, op, x, args, kwargs)
+    words = _first_line(t_info.value)
+    assert str(p_info.value).startswith(words), (words, str(p_info.value))
 
 
 # ---------------------------------------------------------------------------
