@@ -240,8 +240,16 @@ def load_cuda_emulation():
 
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
+    # One build folder per torch release: torch's default folder is shared by releases of
+    # the same CUDA version, and a lock file that a newer release leaves in it makes an
+    # older one (2.11) wait forever.
+    build = os.path.join(os.environ.get("TORCH_EXTENSIONS_DIR") or
+                         os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions"),
+                         f"poolext_cuda_emulation-torch{torch.__version__}")
+    os.makedirs(build, exist_ok=True)
     load(
         name="poolext_cuda_emulation",
+        build_directory=build,
         # memory.cpp: the CPU output buffers that new_output (csrc/core/problem.h) takes.
         sources=[os.path.join(here, "cuda_emulation.cpp"),
                  os.path.join(root, "csrc", "cpu", "memory.cpp")],
