@@ -89,6 +89,12 @@ def _lift(vals, rank, fill):
     return (fill,) + tuple(vals) if rank == 1 else tuple(vals)
 
 
+def _lifted_shape(sizes):
+    """The shape torch reports for a 1d input it pools as 2d: a dim of 1 before the last."""
+    shape = list(sizes)
+    return shape[:-1] + [1] + shape[-1:]
+
+
 def _per_dim(rank, prefix, vals, fill):
     return " ".join(f"{n}: {v}" for n, v in zip(_letters(rank, prefix), _lift(vals, rank, fill)))
 
@@ -96,8 +102,7 @@ def _per_dim(rank, prefix, vals, fill):
 def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True, plain_1d=False):
     """Refuse non-positive kernel/stride/dilation, negative or over-half padding,
     and (as torch does on every path but plain 1d max pooling) values past int32.
-    plain_1d: torch's 1d max pooling path without indices or grad, which has its
-    own words."""
+    plain_1d: torch's 1d max pooling path without indices, which has its own words."""
     r = len(kernel_size)
     dil = dilation if dilation is not None else (1,) * r
     for name, vals, lo in (
@@ -143,20 +148,23 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True, 
         )
     detail = (f"padding must be at most half the kernel size, got padding={padding} "
               f"with kernel_size={kernel_size}")
+
+    def plain_1d_padding(p, k):
+        _refuse(RuntimeError, f"max_pool1d() padding should be at most half of kernel size, "
+                f"but got padding={p} and kernel_size={k}", op, detail)
+
     # torch checks padding against the dilated window while sizing the output, dim by dim,
     # then against the plain kernel size
     for p, k, d in zip(padding, kernel_size, dil):
         if p > ((k - 1) * d + 1) // 2:
             if plain_1d:
-                _refuse(RuntimeError, f"max_pool1d() padding should be at most half of kernel "
-                        f"size, but got padding={p} and kernel_size={k}", op, detail)
+                plain_1d_padding(p, k)
             _refuse(RuntimeError, f"pad should be at most half of effective kernel size, but got "
                     f"pad={p}, kernel_size={k} and dilation={d}", op, detail)
     for p, k in zip(padding, kernel_size):
         if p > k // 2:
             if plain_1d:
-                _refuse(RuntimeError, f"max_pool1d() padding should be at most half of kernel "
-                        f"size, but got padding={p} and kernel_size={k}", op, detail)
+                plain_1d_padding(p, k)
             kk, pp = _lift(kernel_size, r, 1), _lift(padding, r, 0)
             if r == 3:
                 sentence = (f"pad should be smaller than or equal to half of kernel size, but got "
@@ -168,10 +176,9 @@ def check_values(op, kernel_size, stride, padding, dilation, int32_stride=True, 
             _refuse(RuntimeError, sentence, op, detail)
 
 
-def _empty_dims_sentence(op, sizes, plain_1d):
+def _empty_dims_sentence(op, r, sizes, plain_1d):
     """torch's words for an input with a zero-size dim other than the batch dim."""
     shape = list(sizes)
-    r = int(op[-2]) if op[-2].isdigit() else 2
     if op == "max_pool3d":
         return ("max_pool3d_with_indices_out_cpu_template(): Expected input's non-batch "
                 f"dimensions to have positive length, but input has a shape of {shape} and "
@@ -183,7 +190,7 @@ def _empty_dims_sentence(op, sizes, plain_1d):
         return ("max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch "
                 f"size for input, but got:{shape}")
     if r == 1:
-        shape = shape[:-1] + [1] + shape[-1:]
+        shape = _lifted_shape(shape)
     return ("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
             f"but got:{shape}")
 
@@ -202,7 +209,7 @@ def out_shape(op, sizes, kernel_size, stride, padding, dilation, ceil_mode, min_
     first = 1 if ndim == r + 2 else 0
     for i in range(first, ndim):
         if sizes[i] == 0:
-            _refuse(RuntimeError, _empty_dims_sentence(op, sizes, plain_1d), op,
+            _refuse(RuntimeError, _empty_dims_sentence(op, r, sizes, plain_1d), op,
                     f"input dims other than the batch dim must be non-zero, got input of shape "
                     f"{tuple(sizes)}")
     dilation = dilation if dilation is not None else (1,) * r
@@ -354,7 +361,7 @@ def check_adaptive_input(op, kind, rank, sizes, first):
             shape = list(sizes)
             name = op
             if kind == "avg" and rank == 1:  # torch pools it as 2d, over an unsqueezed view
-                shape, name, i = shape[:-1] + [1] + shape[-1:], "adaptive_avg_pool2d", i + 1
+                shape, name, i = _lifted_shape(shape), "adaptive_avg_pool2d", i + 1
             _refuse(RuntimeError, f"{name}(): Expected input to have non-zero size for "
                     f"non-batch dimensions, but input has sizes {shape} with dimension {i} "
                     "being empty", op, "expected input to have non-zero size for non-batch "
@@ -366,7 +373,7 @@ def check_adaptive_grad(kind, rank, grad_output):
     the first (an output_size of 0, or no channels)."""
     sizes = list(grad_output.shape)
     if rank == 1:  # torch's 1d backward is the 2d one, over an unsqueezed view
-        sizes = sizes[:-1] + [1] + sizes[-1:]
+        sizes = _lifted_shape(sizes)
     name = f"adaptive_{kind}_pool{max(rank, 2)}d_backward"
     for i in range(1, len(sizes)):
         if sizes[i] == 0:

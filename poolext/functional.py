@@ -192,10 +192,9 @@ def _adaptive_setup(op, rank, input, out, is_max):
     kind = "max" if is_max else "avg"
     _args.check_adaptive_input(op, kind, rank, input.shape, first)
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(
-            _args.not_implemented_sentence(
-                _args.adaptive_kernel_name(kind, rank, input.device.type), input.dtype) +
-            f" ({op}: input dtype {input.dtype} is not supported; floating point types only)")
+        _args._refuse(NotImplementedError, _args.not_implemented_sentence(
+            _args.adaptive_kernel_name(kind, rank, input.device.type), input.dtype), op,
+            f"input dtype {input.dtype} is not supported; floating point types only")
     if rank == 1 and ndim == 3:
         x2 = input.unsqueeze(-2)
         if _args.is_channels_last(x2, 2):

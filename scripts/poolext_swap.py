@@ -87,7 +87,9 @@ def pytest_runtest_protocol(item, nextitem):
 
 def pytest_runtest_logreport(report):
     rec = _records.setdefault(report.nodeid, {"outcome": "passed"})
-    if report.when == "call" and report.skipped or report.when == "setup" and report.skipped:
+    if report.when == "call" and hasattr(report, "wasxfail"):
+        rec["outcome"] = "xfailed" if report.skipped else "xpassed"
+    elif report.skipped and report.when in ("setup", "call"):
         rec["outcome"] = "skipped"
     elif report.failed:
         if rec["outcome"] != "failed":
@@ -95,8 +97,6 @@ def pytest_runtest_logreport(report):
             crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
             text = crash or (report.longreprtext or "").strip()
             rec["message"] = text.strip().splitlines()[:1] or [""]
-    elif report.when == "call" and hasattr(report, "wasxfail"):
-        rec["outcome"] = "xfailed" if report.skipped else "xpassed"
 
 
 def pytest_sessionfinish(session, exitstatus):
