@@ -173,6 +173,47 @@ def test_wide_windows(emu):
                     cpu.max_pool_backward(gy, want[1], list(shape), *args))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiling_backward(emu, channels_last):
+    """Windows that tile the input (kernel == stride, no padding) take the window-major
+    backward: every input element written once, the uncovered tails of floor mode and the
+    clipped last windows of ceil mode included, in every layout, dtype and argmax width."""
+    emu.set_index32(True)
+    for seed in range(40):
+        rng = rng_for("emu-tiles", channels_last, seed)
+        rank = rng.choice([1, 2, 3])
+        dtype = rng.choice(FLOAT_TYPES)
+        k = [rng.randint(1, 4) for _ in range(rank)]
+        if seed % 10 == 9:  # windows over 256 taps: a 16-bit argmax
+            k = [1] * (rank - 1) + [rng.randint(257, 300)]
+        # Sizes with tails: up to k - 1 elements past the last full window.
+        spatial = [kk * rng.randint(1, 4) + rng.randint(0, kk - 1) for kk in k]
+        ceil = rng.random() < 0.5
+        C = rng.choice([1, 3, 8, 16, 24])
+        n = rng.choice([1, 2])
+        x = random_values(rng, (n, C, *spatial), dtype)
+        if channels_last:
+            x = x.movedim(1, -1).contiguous().movedim(-1, 1)
+        args = (k, k, [0] * rank, [1] * rank, ceil, channels_last and rank > 1)
+        want = cpu.max_pool(x, *args, True, False)
+        got = emu.max_pool(x, *args, True, False)
+        assert_same(got[0], want[0])
+        assert_same(got[1], want[1])
+        gy = random_values(rng, want[0].shape, dtype)
+        if seed % 5 == 0:
+            gy = -torch.zeros_like(gy)  # 0 + (-0) is +0, as the gather forms it
+        if channels_last and rank > 1:
+            gy = gy.movedim(1, -1).contiguous().movedim(-1, 1)
+        assert_same(emu.max_pool_backward(gy, want[1], list(x.shape), *args),
+                    cpu.max_pool_backward(gy, want[1], list(x.shape), *args))
+        # Entries naming no tap of the window, or a tap past the input: 0 flows.
+        bad = want[1].clone()
+        every_third = torch.arange(bad.numel()).reshape(bad.shape) % 3 == 0
+        bad[every_third] = 255 if bad.dtype == torch.uint8 else 30000
+        assert_same(emu.max_pool_backward(gy, bad, list(x.shape), *args),
+                    cpu.max_pool_backward(gy, bad, list(x.shape), *args))
+
+
 def test_foreign_argmax(emu):
     # Entries that name no in-bounds tap are never used as addresses: 0 flows.
     x = torch.randn(1, 2, 5, 5)

@@ -477,6 +477,80 @@ struct MaxPoolBackward32 : Fast32<CL, V> {
   }
 };
 
+// Windows that tile the input (kernel == stride, no padding): each input
+// element lies in at most one window, so the backward runs window-major, one
+// work item per output window (a group of V channels of it in channels_last).
+// The item reads its gradient and argmax once and writes every input element
+// of its window: the gradient at the argmax tap, 0 elsewhere.  The last
+// window of a dim also writes the input's uncovered tail there ([out*s, in),
+// floor mode), so the writes partition the input and each element is written
+// once, with no read of it.
+inline bool tiles(const Geometry& g) {
+  for (const Dim& a : g.dim) {
+    if (a.k != a.s || a.p != 0 || a.d != 1) return false;
+  }
+  return true;
+}
+
+template <bool CL, typename scalar_t, typename arg_t, int V = 1>
+struct MaxPoolBackwardTiled32 : Fast32<CL, V> {
+  const scalar_t* grad_out;
+  const arg_t* argmax;
+  scalar_t* grad_in;
+
+  MaxPoolBackwardTiled32(const Geometry& g, const scalar_t* grad_out, const arg_t* argmax,
+                         scalar_t* grad_in)
+      : Fast32<CL, V>(g), grad_out(grad_out), argmax(argmax), grad_in(grad_in) {}
+
+  // Input coordinates [lo, hi) written by window o of dim a.
+  C10_HOST_DEVICE static void span(const Dim32& a, int32_t o, int32_t& lo, int32_t& hi) {
+    lo = o * a.s;
+    hi = o == a.out - 1 ? a.in : (lo + a.k < a.in ? lo + a.k : a.in);
+  }
+
+  C10_HOST_DEVICE void operator()(int32_t e) const {
+    const Geometry32& g = this->g;
+    const Dim32 &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
+    const auto o = this->out_pos(e);
+    const int32_t st = this->step();
+    const int32_t oi = this->origin(o, g.out_plane) +
+                       ((o.d * H.out + o.h) * W.out + o.w) * st;
+    const Pack<arg_t, V> a = load_pack<V>(argmax + oi);
+    const Pack<scalar_t, V> gy = load_pack<V>(grad_out + oi);
+    int32_t d0, d1, h0, h1, w0, w1;
+    span(D, o.d, d0, d1);
+    span(H, o.h, h0, h1);
+    span(W, o.w, w0, w1);
+    // 0 + gradient, as the gather and the CPU kernels form it (a -0 gradient gives +0).
+    using acc_t = at::opmath_type<scalar_t>;
+    Pack<scalar_t, V> won, zero;
+    for (int l = 0; l < V; ++l) {
+      won.v[l] = static_cast<scalar_t>(acc_t(0) + static_cast<acc_t>(gy.v[l]));
+      zero.v[l] = scalar_t(0);
+    }
+    scalar_t* dst = grad_in + this->origin(o, g.in_plane);
+    for (int32_t id = d0; id < d1; ++id) {
+      const int32_t jd = id - d0;
+      for (int32_t ih = h0; ih < h1; ++ih) {
+        const int32_t jh = ih - h0;
+        scalar_t* row = dst + (id * H.in + ih) * W.in * st;
+        const bool row_in_kernel = jd < D.k && jh < H.k;  // else the tail: no tap
+        const int32_t trow = (jd * H.k + jh) * W.k;
+        for (int32_t iw = w0; iw < w1; ++iw) {
+          const int32_t jw = iw - w0;
+          const bool in_kernel = row_in_kernel && jw < W.k;
+          Pack<scalar_t, V> r;
+          for (int l = 0; l < V; ++l) {
+            r.v[l] = in_kernel && static_cast<int32_t>(a.v[l]) == trow + jw ? won.v[l]
+                                                                             : zero.v[l];
+          }
+          store_pack<V>(row + iw * st, r);
+        }
+      }
+    }
+  }
+};
+
 template <bool CL, typename scalar_t, int V = 1>
 struct AvgPoolForward32 : Fast32<CL, V> {
   const scalar_t* in;

@@ -118,6 +118,18 @@ at::Tensor max_pool_backward_impl(const Runner& run, const at::Tensor& grad_outp
       constexpr int V = kPack<scalar_t>;
       const bool packed = aligned({gop, gi}, sizeof(scalar_t) * V) &&
                           aligned({am}, sizeof(arg_t) * V);
+      if (tiles(g) && run.fits_int32(max_numel) && Geometry32::fits(g)) {
+        // Window-major (elements.h): one work item per window (per V channels of one).
+        const int64_t n = pb.out_numel();
+        if (!channels_last) {
+          run(MaxPoolBackwardTiled32<false, scalar_t, arg_t>(g, gop, am, gi), n);
+        } else if (packed && V > 1 && g.C % V == 0) {
+          run(MaxPoolBackwardTiled32<true, scalar_t, arg_t, V>(g, gop, am, gi), n / V);
+        } else {
+          run(MaxPoolBackwardTiled32<true, scalar_t, arg_t>(g, gop, am, gi), n);
+        }
+        return;
+      }
       run_fast_elements<V>(
           run, channels_last, packed, pb.in_numel(), max_numel, g,
           [&](auto cl, auto lanes) {
