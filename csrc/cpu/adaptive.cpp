@@ -1,31 +1,15 @@
 // Adaptive pooling on CPU: the ops of core/adaptive_ops.h (the ones the CUDA
 // ops run too), with their element functors run in parallel over output
 // (forward) or input (backward) elements.
-#include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include <cstdint>
-#include <limits>
-
 #include "../core/adaptive_ops.h"
+#include "runner.h"
 
 namespace poolext {
 namespace cpu {
 namespace {
-
-struct ParallelRunner {
-  bool fits_int32(int64_t max_numel) const {
-    return max_numel <= std::numeric_limits<int32_t>::max();
-  }
-  template <typename Op>
-  void operator()(const Op& op, int64_t n) const {
-    using index_t = typename Op::index_type;
-    at::parallel_for(0, n, 2048, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) op(static_cast<index_t>(i));
-    });
-  }
-};
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_cpu(
     const at::Tensor& self, at::IntArrayRef output_size, bool channels_last, bool with_argmax,
