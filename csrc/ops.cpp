@@ -88,5 +88,14 @@ TORCH_LIBRARY(poolext, m) {
   m.def(
       "max_unpool_backward(Tensor grad_output, Tensor indices, SymInt[] output_size, "
       "bool channels_last) -> Tensor");
+  // Power-average pooling (core/lp_pool.h): (sum of x^p over the window,
+  // scaled to the full kernel)^(1/p), padding 0; norm_type finite and
+  // non-zero.  coef: with_coef, each output's derivative factor (float, or
+  // double for double), which the backward takes with the input.
+  m.def(
+      "lp_pool(Tensor self, float norm_type, int[] kernel_size, int[] stride, bool ceil_mode, "
+      "bool channels_last, bool with_coef) -> (Tensor, Tensor)");
+  m.def(
+      "lp_pool_backward(Tensor grad_output, Tensor self, Tensor coef, float norm_type, "
+      "int[] kernel_size, int[] stride, bool ceil_mode, bool channels_last) -> Tensor");
 }
-

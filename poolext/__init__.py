@@ -16,7 +16,8 @@ from . import functional
 from ._convert import convert
 from .modules import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
                       AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
-                      MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d)
+                      LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
+                      MaxUnpool2d, MaxUnpool3d)
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,9 @@ __all__ = [
     "MaxUnpool1d",
     "MaxUnpool2d",
     "MaxUnpool3d",
+    "LPPool1d",
+    "LPPool2d",
+    "LPPool3d",
     "cuda_kernels_built",
     "cpu_isa",
     "convert",
@@ -74,7 +78,8 @@ def cuda_kernels_built():
     """Whether this build registered CUDA kernels for every poolext op."""
     names = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward",
              "adaptive_max_pool", "adaptive_max_pool_backward", "adaptive_max_pool_gather",
-             "adaptive_avg_pool", "adaptive_avg_pool_backward", "max_unpool", "max_unpool_backward"]
+             "adaptive_avg_pool", "adaptive_avg_pool_backward", "max_unpool", "max_unpool_backward",
+             "lp_pool", "lp_pool_backward"]
     return all(
         torch._C._dispatch_has_kernel_for_dispatch_key(f"poolext::{n}", "CUDA") for n in names
     )

@@ -1,9 +1,11 @@
 """autograd.Functions over torch.ops.poolext.*.
 
 Max pooling saves only the compact argmax (1 byte per output for windows up to
-256 elements) and shapes; average pooling saves only shapes.  Every backward is
-itself differentiable: max-pool backward and the gather at the argmax are each
-other's adjoints, and avg-pool backward's adjoint is avg-pool forward.
+256 elements) and shapes; average pooling saves only shapes; LP pooling the
+input and one coefficient per output.  Every backward is itself
+differentiable: max-pool backward and the gather at the argmax are each
+other's adjoints, avg-pool backward's adjoint is avg-pool forward, and LP
+pooling's backward, under create_graph, differentiates torch's formula.
 """
 
 import torch
@@ -189,3 +191,29 @@ class AdaptiveAvgPoolBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad_input):
         return AdaptiveAvgPool.apply(grad_grad_input, *ctx.geom), None, None, None
+
+
+class LpPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, norm_type, kernel_size, stride, ceil_mode, channels_last, rank):
+        out, coef = ops.lp_pool(x, norm_type, kernel_size, stride, ceil_mode, channels_last, True)
+        ctx.save_for_backward(x, coef)
+        ctx.geom = (norm_type, kernel_size, stride, ceil_mode, channels_last)
+        ctx.rank = rank
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, coef = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph: the gradient as a differentiable function of x and grad_output,
+            # from torch's formula (over poolext's avg pooling)
+            from ._lp import composite
+
+            norm_type, kernel_size, stride, ceil_mode, _ = ctx.geom
+            with torch.enable_grad():
+                y = composite(ctx.rank, x, norm_type, kernel_size, stride, ceil_mode)
+                (grad,) = torch.autograd.grad(y, x, grad_output, create_graph=True)
+        else:
+            grad = ops.lp_pool_backward(grad_output, x, coef, *ctx.geom)
+        return grad, None, None, None, None, None, None

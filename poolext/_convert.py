@@ -6,10 +6,10 @@ __all__ = ["convert"]
 
 # The torch.nn pooling layers that poolext stands in for, each looked up by
 # name in poolext.modules when convert runs (tests/test_convert.py checks that
-# all fifteen have a twin).
+# every one has a twin).
 POOLING_NAMES = tuple(
     f"{kind}{rank}d"
-    for kind in ("MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "MaxUnpool")
+    for kind in ("MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "MaxUnpool", "LPPool")
     for rank in (1, 2, 3)
 )
 
@@ -36,7 +36,7 @@ def convert(module):
 
     - The layers replaced are those whose type is exactly one of
       ``nn.{Max,Avg}Pool{1,2,3}d``, ``nn.Adaptive{Max,Avg}Pool{1,2,3}d`` and
-      ``nn.MaxUnpool{1,2,3}d`` for which ``poolext.modules`` has a class of the
+      ``nn.MaxUnpool{1,2,3}d``, ``nn.LPPool{1,2,3}d`` for which ``poolext.modules`` has a class of the
       same name.  Subclasses of these (a user's own layer) are left alone, as
       are layers that are already poolext's.
     - Containers (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``, any

@@ -90,3 +90,24 @@ def _adaptive_avg_pool_fake(self, output_size, channels_last):
 @torch.library.register_fake("poolext::adaptive_avg_pool_backward")
 def _adaptive_avg_pool_backward_fake(grad_output, input_size, output_size, channels_last):
     return _empty(grad_output, list(input_size), len(output_size), channels_last)
+
+
+def _lp_coef_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@torch.library.register_fake("poolext::lp_pool")
+def _lp_pool_fake(self, norm_type, kernel_size, stride, ceil_mode, channels_last, with_coef):
+    r = len(kernel_size)
+    shape = _args.out_shape("poolext.lp_pool", self.shape, kernel_size, stride, (0,) * r, None,
+                            ceil_mode)
+    cdt = _lp_coef_dtype(self.dtype)
+    coef = _empty(self, shape, r, channels_last, cdt) if with_coef else self.new_empty(
+        (0,), dtype=cdt)
+    return _empty(self, shape, r, channels_last), coef
+
+
+@torch.library.register_fake("poolext::lp_pool_backward")
+def _lp_pool_backward_fake(grad_output, self, coef, norm_type, kernel_size, stride, ceil_mode,
+                           channels_last):
+    return _empty(grad_output, list(self.shape), len(kernel_size), channels_last)

@@ -23,6 +23,9 @@ __all__ = [
     "max_unpool1d",
     "max_unpool2d",
     "max_unpool3d",
+    "lp_pool1d",
+    "lp_pool2d",
+    "lp_pool3d",
 ]
 
 _ops = torch.ops.poolext
@@ -318,3 +321,6 @@ def adaptive_avg_pool2d(input, output_size):
 def adaptive_avg_pool3d(input, output_size):
     """Like torch.nn.functional.adaptive_avg_pool3d."""
     return _adaptive_avg_pool("adaptive_avg_pool3d", 3, input, output_size)
+
+
+from ._lp import lp_pool1d, lp_pool2d, lp_pool3d  # noqa: E402  (_lp uses the helpers above)

@@ -28,7 +28,7 @@ def need(*names):
 
 def test_every_pooling_layer_has_a_twin():
     from poolext._convert import twins
-    assert len(twins()) == len(POOLING_NAMES) == 15
+    assert len(twins()) == len(POOLING_NAMES) == 18
 
 
 # One layer of each kind: (constructor args, kwargs, input shape).
@@ -48,6 +48,9 @@ LAYERS = {
     "MaxUnpool1d": ((2,), {}, (2, 3, 10)),
     "MaxUnpool2d": ((2,), dict(stride=2), (2, 3, 8, 8)),
     "MaxUnpool3d": ((2,), dict(stride=2, padding=0), (2, 2, 4, 6, 6)),
+    "LPPool1d": ((2, 3, 2), {}, (2, 3, 11)),
+    "LPPool2d": ((2, 3), dict(stride=2, ceil_mode=True), (2, 3, 9, 8)),
+    "LPPool3d": ((1, 2), {}, (2, 2, 5, 6, 7)),
 }
 assert set(LAYERS) == set(POOLING_NAMES)
 
@@ -258,9 +261,12 @@ def test_subclasses_and_converted_layers_left_alone():
     assert again is seq and seq[2] is not plain and type(seq[2]) is poolext.MaxPool2d
 
 
+class UserLpPool(nn.LPPool2d):
+    """A user's own pooling layer: a subclass, which convert leaves alone."""
+
+
 def test_layers_without_twin_are_kept():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.LPPool2d(2, 2), nn.FractionalMaxPool2d(2, (3, 3)),
-                          nn.Identity())
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), UserLpPool(2, 2), nn.Identity())
     kids = list(model)
     poolext.convert(model)
     assert list(model) == kids
@@ -383,3 +389,21 @@ def test_models_with_adaptive_and_unpool(net, names, shape):
     assert_same(model, ref, x, target, exact_values=False)
     clone = pickle.loads(pickle.dumps(copy.deepcopy(model)))
     assert_same(clone, ref, x, target, exact_values=False)
+
+
+def test_model_with_every_layer_type():
+    """One model holding a layer of every type poolext has a twin of: convert swaps each
+    one, and each converted layer computes what torch's does."""
+    model = nn.ModuleDict({name: getattr(nn, name)(*LAYERS[name][0], **LAYERS[name][1])
+                           for name in POOLING_NAMES})
+    before = copy.deepcopy(model)
+    assert poolext.convert(model) is model
+    assert [type(m) for m in model.values()] == [getattr(PM, n) for n in POOLING_NAMES]
+    for name in POOLING_NAMES:
+        x = torch.randn(LAYERS[name][2], generator=torch.Generator().manual_seed(7))
+        (o_out, o_grad) = run_layer(model[name], name, x)
+        (t_out, t_grad) = run_layer(before[name], name, x)
+        tol = dict(rtol=0, atol=0) if exact(name) else {}
+        for a, b in zip(o_out, t_out):
+            torch.testing.assert_close(a, b, **tol)
+        torch.testing.assert_close(o_grad, t_grad, **tol)
