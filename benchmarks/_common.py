@@ -75,11 +75,17 @@ def pool_bytes(kind, direction, in_numel, out_numel, itemsize, kernel_size):
     fwd (inference): input + output. Training forward and backward of max pooling each add
     the compact argmax (1 B per output for windows up to 256 elements; torch keeps 8 B int64
     indices, which this model does not count). backward: grad_output + grad_input.
+    LP pooling's training forward adds its coefficients, and its backward reads them and the
+    input.
     fwd+bwd: training forward + backward.
     """
     io = (in_numel + out_numel) * itemsize
     if direction == "fwd":
         return io
+    if kind == "lp_":  # LP pooling: training saves a float coefficient per output (double
+        coef = out_numel * (8 if itemsize == 8 else 4)  # for double); backward re-reads x
+        bwd = io + in_numel * itemsize + coef
+        return {"bwd": bwd, "fwd+bwd": io + coef + bwd}[direction]
     arg = out_numel * argmax_itemsize(kernel_size) if kind == "max" else 0
     return {"bwd": io + arg, "fwd+bwd": 2 * (io + arg)}[direction]
 

@@ -70,6 +70,10 @@ def cases():
         Case("3d max 3x3x3/s2/p1", "max_pool3d", s_3d, dict(kernel_size=3, stride=2, padding=1)),
         Case("1d audio max k4/s4", "max_pool1d", s_1d, dict(kernel_size=4, stride=4)),
         Case("1d audio avg k4/s4", "avg_pool1d", s_1d, dict(kernel_size=4, stride=4)),
+        Case("lp p=2 3x3/s2", "lp_pool2d", s_stem, dict(norm_type=2, kernel_size=3, stride=2)),
+        Case("lp p=2 2x2/s2", "lp_pool2d", s_stem, dict(norm_type=2, kernel_size=2),
+             channels_last=True),
+        Case("lp p=3 2x2/s2", "lp_pool2d", s_stem, dict(norm_type=3, kernel_size=2)),
     ]
 
 
@@ -109,7 +113,10 @@ def verify(case, direction, ours, ref, x, grad_out):
     y, gx = ours()
     y_ref, gx_ref = ref()
     checks = [("output", y, y_ref)]
-    if gx is not None:
+    if gx is not None and case.op.startswith("lp"):
+        # x^(p-1) times a power of the window's sum: compared relative to its size
+        checks.append(("grad_input", gx, gx_ref))
+    elif gx is not None:
         stride = case.kwargs.get("stride") or case.kwargs["kernel_size"]
         stride = (stride,) * case.rank if isinstance(stride, int) else stride
         overlap = math.prod(-(-k // s) for k, s in zip(case.kernel_size, stride))
@@ -125,7 +132,7 @@ def verify(case, direction, ours, ref, x, grad_out):
                 raise AssertionError(f"{label}: {what} is not bit-identical to torch")
         else:
             torch.testing.assert_close(a, b, atol=atol[0] if atol else None,
-                                       rtol=0 if atol else None,
+                                       rtol=0 if atol else None, equal_nan=True,
                                        msg=lambda m: f"{label}: {what}: {m}")
     return y_ref.detach()
 

@@ -8,6 +8,7 @@
 
 #include <random>
 
+#include "core/lp_pool.h"
 #include "cuda/impl.h"
 #include "cuda/unpool.h"
 
@@ -112,6 +113,21 @@ int64_t fastdiv_mismatches(int64_t seed, int64_t count) {
 
 }  // namespace
 
+std::tuple<at::Tensor, at::Tensor> lp_pool(const at::Tensor& self, double norm_type,
+                                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                           bool ceil_mode, bool channels_last, bool with_coef) {
+  return poolext::lp_pool_impl(poolext::ElementLaunch<HostRunner>{HostRunner()}, self, norm_type,
+                               kernel_size, stride, ceil_mode, channels_last, with_coef);
+}
+
+at::Tensor lp_pool_backward(const at::Tensor& grad_output, const at::Tensor& self,
+                            const at::Tensor& coef, double norm_type, at::IntArrayRef kernel_size,
+                            at::IntArrayRef stride, bool ceil_mode, bool channels_last) {
+  return poolext::lp_pool_backward_impl(poolext::ElementLaunch<HostRunner>{HostRunner()},
+                                        grad_output, self, coef, norm_type, kernel_size, stride,
+                                        ceil_mode, channels_last);
+}
+
 TORCH_LIBRARY(poolext_emulated, m) {
   m.def("fastdiv_mismatches", &fastdiv_mismatches);
   m.def("set_index32", &set_index32);
@@ -125,4 +141,12 @@ TORCH_LIBRARY(poolext_emulated, m) {
   m.def("max_unpool_backward(Tensor grad_output, Tensor indices, SymInt[] output_size, "
         "bool channels_last) -> Tensor",
         &max_unpool_backward);
+  m.def(
+      "lp_pool(Tensor self, float norm_type, int[] kernel_size, int[] stride, bool ceil_mode, "
+      "bool channels_last, bool with_coef) -> (Tensor, Tensor)",
+      &lp_pool);
+  m.def(
+      "lp_pool_backward(Tensor grad_output, Tensor self, Tensor coef, float norm_type, "
+      "int[] kernel_size, int[] stride, bool ceil_mode, bool channels_last) -> Tensor",
+      &lp_pool_backward);
 }

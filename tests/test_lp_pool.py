@@ -11,8 +11,8 @@ import torch.nn.functional as TF
 
 import poolext
 import poolext.functional as PF
-from cases import (assert_bit_equal, assert_raises_like_torch, random_input, rng_for,
-                   same_memory_format)
+from cases import (assert_bit_equal, assert_raises_like_torch, load_cuda_emulation,
+                   random_input, rng_for, same_memory_format)
 
 ops = torch.ops.poolext
 NORMS = (1, 2, 3, 4, 1.5, 2.5, 0.5, -1, -0.5)
@@ -117,6 +117,39 @@ def test_half_types_compute_in_float(dtype):
         yh.backward(g)
         yf.backward(g.float())
         assert_bit_equal(xh.grad, xf.grad.to(dtype))
+
+
+@pytest.mark.parametrize("index32", [True, False])
+def test_cpu_loops_equal_the_element_functors(index32):
+    """The CPU ops' row loops and the per-element functors the CUDA ops run (here on the
+    host, tests/cuda_emulation.cpp) agree bit for bit, forward and backward, in both
+    layouts, every dtype, both index widths."""
+    emu = load_cuda_emulation()
+    emu.set_index32(index32)
+    checked = 0
+    try:
+        for trial in range(60):
+            rng = rng_for("lp-emu", index32, trial)
+            dtype = rng.choice([torch.float32, torch.float64, torch.float16, torch.bfloat16])
+            rank, x, layout, p, kernel, s, ceil = _random_case(rng, dtype)
+            k = (kernel,) * rank if isinstance(kernel, int) else tuple(kernel)
+            st = k if s is None else s
+            if x.dim() != rank + 2 or x.shape[0] == 0 or any(
+                    L < kk for L, kk in zip(x.shape[-rank:], k)):
+                continue
+            cl = layout == "channels_last" and rank > 1
+            args = (float(p), list(k), list(st), ceil, cl)
+            out, coef = ops.lp_pool(x, *args, True)
+            out_e, coef_e = emu.lp_pool(x, *args, True)
+            assert_bit_equal(out, out_e)
+            assert_bit_equal(coef, coef_e)
+            g = torch.randn(out.shape, generator=torch.Generator().manual_seed(trial)).to(dtype)
+            assert_bit_equal(ops.lp_pool_backward(g, x, coef, *args),
+                             emu.lp_pool_backward(g, x, coef, *args))
+            checked += 1
+    finally:
+        emu.set_index32(True)
+    assert checked >= 25
 
 
 def _torch_has_infinite_norms():

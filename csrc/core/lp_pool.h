@@ -46,6 +46,7 @@ namespace poolext {
 // x^e as torch's pow(Tensor, Scalar) computes it, its special exponents included.
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t lp_power(acc_t x, acc_t e) {
+  if (e == acc_t(0)) return acc_t(1);
   if (e == acc_t(1)) return x;
   if (e == acc_t(2)) return x * x;
   if (e == acc_t(3)) return x * x * x;
@@ -69,6 +70,34 @@ struct LpExponents {
 };
 
 namespace lp {
+
+// One window's value from the sum of x^p over it, its divisor and the kernel
+// volume K; stores its coefficient at *coef when coef is non-null.  The one
+// place the forward's arithmetic is written, for every device and loop.
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t finish(acc_t sum, acc_t div, acc_t K, const LpExponents<acc_t>& ex,
+                                    acc_t* coef) {
+  acc_t u = sum / div;
+  if (u == acc_t(0)) u = acc_t(0);  // -0 as +0: torch's sign(u) * |u|
+  const acc_t w = u * K;
+  if (coef != nullptr) {
+    acc_t c = 0;
+    if (u != acc_t(0)) {
+      c = ex.inv * lp_power(w, ex.inv_minus_1) * K / div;
+      if (u != u) c = c * acc_t(0);
+    }
+    *coef = c;
+  }
+  return lp_power(w, ex.inv);
+}
+
+// One input's gradient contribution from one covering window: exactly 0
+// where the window's coefficient is (torch's relu mask gives an exact 0 there,
+// whatever grad_y holds).
+template <typename acc_t>
+C10_HOST_DEVICE inline acc_t term(acc_t grad_y, acc_t c) {
+  return c != acc_t(0) ? grad_y * c : acc_t(0);
+}
 
 // One output element: its value and, with coef non-null, its coefficient.
 template <bool CL, typename scalar_t, typename index_t>
@@ -97,18 +126,7 @@ struct Forward {
     }
     const acc_t div = static_cast<acc_t>(g.avg_divisor(o.d, o.h, o.w, true, 0));
     const acc_t K = static_cast<acc_t>(g.kernel_volume());
-    acc_t u = sum / div;
-    if (u == acc_t(0)) u = acc_t(0);  // -0 as +0: torch's sign(u) * |u|
-    const acc_t w = u * K;
-    out[e] = static_cast<scalar_t>(lp_power(w, ex.inv));
-    if (coef != nullptr) {
-      acc_t c = 0;
-      if (u != acc_t(0)) {
-        c = ex.inv * lp_power(w, ex.inv_minus_1) * K / div;
-        if (u != u) c = c * acc_t(0);
-      }
-      coef[e] = c;
-    }
+    out[e] = static_cast<scalar_t>(finish(sum, div, K, ex, coef == nullptr ? nullptr : coef + e));
   }
 };
 
@@ -134,8 +152,7 @@ struct Backward {
       H.for_each_cover(p.h, [&](int64_t oh, int64_t) {
         W.for_each_cover(p.w, [&](int64_t ow, int64_t) {
           const int64_t o = o0 + ((od * H.out + oh) * W.out + ow) * st;
-          const acc_t c = coef[o];
-          if (c != acc_t(0)) acc += static_cast<acc_t>(grad_out[o]) * c;
+          acc += term(static_cast<acc_t>(grad_out[o]), coef[o]);
         });
       });
     });
@@ -159,9 +176,42 @@ inline at::ScalarType lp_coef_dtype(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// (out, coef): coef is empty unless with_coef.
+// How the ops run their loops: a Launch provides
+//   forward<scalar_t>(pb, ex, in, out, coef)        out (and coef) from in,
+//   backward<scalar_t>(pb, ex, grad_out, in, coef, grad_in),
+// all pointers dense in pb's layout.  ElementLaunch runs the functors above
+// through a Runner (the CUDA ops); cpu/lp_pool.cpp has loops over rows that
+// compute the same values in the same order.
 template <typename Runner>
-std::tuple<at::Tensor, at::Tensor> lp_pool_impl(const Runner& run, const at::Tensor& self,
+struct ElementLaunch {
+  Runner run;
+
+  template <typename scalar_t, typename acc_t>
+  void forward(const Problem& pb, const LpExponents<acc_t>& ex, const scalar_t* in,
+               scalar_t* out, acc_t* coef) const {
+    const Geometry g = pb.g;
+    run_elements(run, pb.channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
+                 [&](auto cl, auto index) {
+                   return lp::Forward<decltype(cl)::value, scalar_t, decltype(index)>{
+                       g, ex, in, out, coef};
+                 });
+  }
+
+  template <typename scalar_t, typename acc_t>
+  void backward(const Problem& pb, const LpExponents<acc_t>& ex, const scalar_t* grad_out,
+                const scalar_t* in, const acc_t* coef, scalar_t* grad_in) const {
+    const Geometry g = pb.g;
+    run_elements(run, pb.channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
+                 [&](auto cl, auto index) {
+                   return lp::Backward<decltype(cl)::value, scalar_t, decltype(index)>{
+                       g, ex, grad_out, in, coef, grad_in};
+                 });
+  }
+};
+
+// (out, coef): coef is empty unless with_coef.
+template <typename Launch>
+std::tuple<at::Tensor, at::Tensor> lp_pool_impl(const Launch& launch, const at::Tensor& self,
                                                 double norm_type, c10::IntArrayRef kernel_size,
                                                 c10::IntArrayRef stride, bool ceil_mode,
                                                 bool channels_last, bool with_coef) {
@@ -179,24 +229,17 @@ std::tuple<at::Tensor, at::Tensor> lp_pool_impl(const Runner& run, const at::Ten
                         : none_like(self, ct);
   if (pb.out_numel() == 0) return {out, coef};
   const at::Tensor x = self.contiguous(mf);
-  const Geometry g = pb.g;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.lp_pool", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const LpExponents<acc_t> ex(norm_type);
-    const scalar_t* in = x.const_data_ptr<scalar_t>();
-    scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    acc_t* c = with_coef ? coef.mutable_data_ptr<acc_t>() : nullptr;
-    run_elements(run, channels_last, pb.out_numel(), std::max(pb.in_numel(), pb.out_numel()),
-                 [&](auto cl, auto index) {
-                   return lp::Forward<decltype(cl)::value, scalar_t, decltype(index)>{g, ex, in,
-                                                                                      o, c};
-                 });
+    launch.forward(pb, LpExponents<acc_t>(norm_type), x.const_data_ptr<scalar_t>(),
+                   out.mutable_data_ptr<scalar_t>(),
+                   with_coef ? coef.mutable_data_ptr<acc_t>() : nullptr);
   });
   return {out, coef};
 }
 
-template <typename Runner>
-at::Tensor lp_pool_backward_impl(const Runner& run, const at::Tensor& grad_output,
+template <typename Launch>
+at::Tensor lp_pool_backward_impl(const Launch& launch, const at::Tensor& grad_output,
                                  const at::Tensor& self, const at::Tensor& coef,
                                  double norm_type, c10::IntArrayRef kernel_size,
                                  c10::IntArrayRef stride, bool ceil_mode, bool channels_last) {
@@ -217,19 +260,11 @@ at::Tensor lp_pool_backward_impl(const Runner& run, const at::Tensor& grad_outpu
   const at::Tensor go = grad_output.contiguous(mf);
   const at::Tensor x = self.contiguous(mf);
   const at::Tensor cf = coef.contiguous(mf);
-  const Geometry g = pb.g;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), "poolext.lp_pool", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const LpExponents<acc_t> ex(norm_type);
-    const scalar_t* gop = go.const_data_ptr<scalar_t>();
-    const scalar_t* in = x.const_data_ptr<scalar_t>();
-    const acc_t* c = cf.const_data_ptr<acc_t>();
-    scalar_t* gi = grad_input.mutable_data_ptr<scalar_t>();
-    run_elements(run, channels_last, pb.in_numel(), std::max(pb.in_numel(), pb.out_numel()),
-                 [&](auto cl, auto index) {
-                   return lp::Backward<decltype(cl)::value, scalar_t, decltype(index)>{
-                       g, ex, gop, in, c, gi};
-                 });
+    launch.backward(pb, LpExponents<acc_t>(norm_type), go.const_data_ptr<scalar_t>(),
+                    x.const_data_ptr<scalar_t>(), cf.const_data_ptr<acc_t>(),
+                    grad_input.mutable_data_ptr<scalar_t>());
   });
   return grad_input;
 }

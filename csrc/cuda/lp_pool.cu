@@ -16,7 +16,7 @@ std::tuple<at::Tensor, at::Tensor> lp_pool_cuda(const at::Tensor& self, double n
                                                 at::IntArrayRef stride, bool ceil_mode,
                                                 bool channels_last, bool with_coef) {
   const c10::cuda::CUDAGuard guard(self.device());
-  return lp_pool_impl(CudaRunner(), self, norm_type, kernel_size, stride, ceil_mode,
+  return lp_pool_impl(ElementLaunch<CudaRunner>{CudaRunner()}, self, norm_type, kernel_size, stride, ceil_mode,
                       channels_last, with_coef);
 }
 
@@ -27,7 +27,7 @@ at::Tensor lp_pool_backward_cuda(const at::Tensor& grad_output, const at::Tensor
   check_device("poolext.lp_pool_backward", "self", self, "grad_output", grad_output);
   check_device("poolext.lp_pool_backward", "coef", coef, "grad_output", grad_output);
   const c10::cuda::CUDAGuard guard(grad_output.device());
-  return lp_pool_backward_impl(CudaRunner(), grad_output, self, coef, norm_type, kernel_size,
+  return lp_pool_backward_impl(ElementLaunch<CudaRunner>{CudaRunner()}, grad_output, self, coef, norm_type, kernel_size,
                                stride, ceil_mode, channels_last);
 }
 
