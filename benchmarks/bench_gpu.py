@@ -48,6 +48,8 @@ def cases():
                 Case("3d max 2x2x2/s2", "max_pool3d", s3d, dict(kernel_size=2, stride=2), dtype, cl),
                 Case("3d max 3x3x3/s2/p1", "max_pool3d", s3d,
                      dict(kernel_size=3, stride=2, padding=1), dtype, cl),
+                Case("lp p=2 2x2/s2", "lp_pool2d", (64, 128, 112, 112),
+                     dict(norm_type=2, kernel_size=2), dtype, cl),
             ]
         out.append(Case("1d audio max k4/s4", "max_pool1d", (64, 64, 48000),
                         dict(kernel_size=4, stride=4), dtype))

@@ -132,6 +132,8 @@ def version():
 
 def supports(kind, rank, kwargs, shape, dtype):
     """(True, "") when cuDNN can run this torch-style pooling problem, else (False, reason)."""
+    if kind not in ("max", "avg"):
+        return False, f"no cuDNN {kind.rstrip('_')} pooling"
     if dtype not in DATA_TYPES:
         return False, f"dtype {dtype}"
     if kind == "max" and any(d != 1 for d in _tuple(kwargs.get("dilation", 1), rank)):
