@@ -11,6 +11,8 @@ import operator
 import torch
 from torch._prims_common import suggest_memory_format
 
+from ._transforms import wrapped
+
 _INT32_MAX = 2**31 - 1
 _NAMES = {1: "one", 2: "two", 3: "three"}
 
@@ -247,6 +249,8 @@ def is_channels_last(x, rank):
     (Tensor.suggest_memory_format)."""
     if rank < 2 or x.dim() != rank + 2:
         return False
+    if wrapped(x):
+        return False  # under torch.func transforms: pooled as contiguous (strides hidden)
     cl = torch.channels_last if rank == 2 else torch.channels_last_3d
     # The common unambiguous cases with two C-level checks; the rest (views,
     # tensors dense in both layouts) as torch decides them.

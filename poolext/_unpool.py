@@ -21,6 +21,7 @@ import torch
 
 from . import _args
 from ._autocast import cast_input
+from ._transforms import call, function, pick, transforms_active
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
@@ -182,8 +183,8 @@ def _max_unpool(op, rank, input, indices, kernel_size, stride, padding, output_s
         cl = _args.is_channels_last(x, 2)
         if cl and rank == 1:
             input, indices, out_size, lifted = x, indices.unsqueeze(-1), out_size + [1], True
-    if torch.is_grad_enabled() and input.requires_grad:
-        out = MaxUnpool.apply(input, indices, out_size, cl)
+    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+        out = pick(MaxUnpool).apply(input, indices, out_size, cl)
     else:
         out = _ops.max_unpool(input, indices, out_size, cl)
     return out.squeeze(-1) if lifted else out
@@ -207,38 +208,58 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
                        output_size)
 
 
+@function(tensors=(0, 1), cl=3, rank=lambda args: len(args[2]))
 class MaxUnpool(torch.autograd.Function):
-    """Scatter at the indices; saves only the indices (which the caller holds anyway)."""
+    """Scatter at the indices; saves only the indices (which the caller holds anyway).
+    Linear in x, so its tangent is the scatter of x's tangent."""
 
     @staticmethod
-    def forward(ctx, x, indices, output_size, channels_last):
-        ctx.save_for_backward(indices)
-        ctx.geom = (output_size, channels_last)
+    def forward(x, indices, output_size, channels_last):
         return _ops.max_unpool(x, indices, output_size, channels_last)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        indices = inputs[1]
+        ctx.save_for_backward(indices)
+        ctx.save_for_forward(indices)
+        ctx.geom = inputs[2:]
 
     @staticmethod
     def backward(ctx, grad_output):
         (indices,) = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: the backward is differentiated too
-            grad = MaxUnpoolBackward.apply(grad_output, indices, *ctx.geom)
-        else:
-            grad = _ops.max_unpool_backward(grad_output, indices, *ctx.geom)
-        return grad, None, None, None
+        return (call(MaxUnpoolBackward, _ops.max_unpool_backward, grad_output, indices,
+                     *ctx.geom), None, None, None)
+
+    @staticmethod
+    def _tangent(ctx, x_t, *_):
+        (indices,) = ctx.saved_tensors
+        return pick(MaxUnpool).apply(x_t, indices, *ctx.geom)
 
 
+@function(tensors=(0, 1), cl=3, rank=lambda args: len(args[2]))
 class MaxUnpoolBackward(torch.autograd.Function):
     """The gather at the indices; its adjoint is the scatter."""
 
     @staticmethod
-    def forward(ctx, grad_output, indices, output_size, channels_last):
-        ctx.save_for_backward(indices)
-        ctx.geom = (output_size, channels_last)
+    def forward(grad_output, indices, output_size, channels_last):
         return _ops.max_unpool_backward(grad_output, indices, output_size, channels_last)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        indices = inputs[1]
+        ctx.save_for_backward(indices)
+        ctx.save_for_forward(indices)
+        ctx.geom = inputs[2:]
 
     @staticmethod
     def backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
-        return MaxUnpool.apply(grad_grad_input, indices, *ctx.geom), None, None, None
+        return pick(MaxUnpool).apply(grad_grad_input, indices, *ctx.geom), None, None, None
+
+    @staticmethod
+    def _tangent(ctx, grad_output_t, *_):
+        (indices,) = ctx.saved_tensors
+        return pick(MaxUnpoolBackward).apply(grad_output_t, indices, *ctx.geom)
 
 
 def _out_shape(sizes, output_size):

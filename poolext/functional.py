@@ -5,6 +5,7 @@ import torch
 from . import _args
 from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from ._transforms import pick, transforms_active, wrapped
 from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
 
 __all__ = [
@@ -58,7 +59,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     p = _args.expand(op, "padding", padding, rank)
     d = _args.expand(op, "dilation", dilation, rank)
     ceil_mode = _args.check_flag(op, "ceil_mode", ceil_mode)
-    training = torch.is_grad_enabled() and input.requires_grad
+    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
     # torch's 1d max pooling without indices checks its arguments in words of its own,
     # and (without grad either) takes 64-bit strides; every other path refuses values
     # past int32.
@@ -70,7 +71,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
         raise NotImplementedError(f"{op}: input dtype {input.dtype} is not supported")
     lifted = unbatched_3d = False
     if rank == 3 and input.dim() == 4 and input.device.type == "cpu" and \
-            not input.is_contiguous() and \
+            not wrapped(input) and not input.is_contiguous() and \
             input.unsqueeze(0).is_contiguous(memory_format=torch.channels_last_3d):
         # torch's CPU max_pool3d lays out the output of an unbatched input stored channels
         # last (C innermost, dense) as that of its batch of one (channels_last_3d), while
@@ -82,7 +83,8 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     else:
         cl = _args.is_channels_last(input, rank)
     if training:
-        out, indices = MaxPool.apply(input, k, s, p, d, ceil_mode, cl, bool(return_indices))
+        out, indices, _ = pick(MaxPool).apply(input, k, s, p, d, ceil_mode, cl,
+                                              bool(return_indices))
     else:
         out, _, indices = _ops.max_pool(input, k, s, p, d, ceil_mode, cl, False,
                                         bool(return_indices))
@@ -133,8 +135,8 @@ def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_in
         )
     input, rank, (k, s, p), cl, lifted = _lift_1d(input, rank, (k, s, p))
     args = (k, s, p, ceil_mode, count_include_pad, divisor_override, cl)
-    if torch.is_grad_enabled() and input.requires_grad:
-        out = AvgPool.apply(input, *args)
+    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+        out = pick(AvgPool).apply(input, *args)
     else:
         out = _ops.avg_pool(input, *args)
     return out.squeeze(-2) if lifted else out
@@ -224,17 +226,17 @@ def _adaptive_max_pool(op, rank, input, output_size, return_indices):
     input = cast_input(op, input)  # autocast, as torch's aten::adaptive_max_pool{1,2,3}d
     out = _args.adaptive_output_size(op, rank, output_size, input.shape)
     input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, out, True)
-    training = torch.is_grad_enabled() and input.requires_grad
+    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
     return_indices = bool(return_indices)
     k = _even_kernel(input, rank, out)
     if k is not None:  # the fixed-window kernels, with their fast paths
         p, d = (0,) * rank, (1,) * rank
         if training:
-            y, indices = MaxPool.apply(input, k, k, p, d, False, cl, return_indices)
+            y, indices, _ = pick(MaxPool).apply(input, k, k, p, d, False, cl, return_indices)
         else:
             y, _, indices = _ops.max_pool(input, k, k, p, d, False, cl, False, return_indices)
     elif training:
-        y, indices = AdaptiveMaxPool.apply(input, out, cl, return_indices)
+        y, indices, _ = pick(AdaptiveMaxPool).apply(input, out, cl, return_indices)
     else:
         y, _, indices = _ops.adaptive_max_pool(input, out, cl, False, return_indices)
     if lifted:
@@ -244,13 +246,13 @@ def _adaptive_max_pool(op, rank, input, output_size, return_indices):
 
 
 def _adaptive_avg(input, rank, out, cl):
-    training = torch.is_grad_enabled() and input.requires_grad
+    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
     k = _even_kernel(input, rank, out)
     if k is not None:
         args = (k, k, (0,) * rank, False, True, None, cl)
-        return AvgPool.apply(input, *args) if training else _ops.avg_pool(input, *args)
+        return pick(AvgPool).apply(input, *args) if training else _ops.avg_pool(input, *args)
     if training:
-        return AdaptiveAvgPool.apply(input, out, cl)
+        return pick(AdaptiveAvgPool).apply(input, out, cl)
     return _ops.adaptive_avg_pool(input, out, cl)
 
 

@@ -1,0 +1,111 @@
+"""What poolext's autograd.Functions need for PyTorch's transforms (torch.func's grad, vmap,
+jvp, jacrev, jacfwd, hessian, and torch.autograd.forward_ad).
+
+Every Function is written in the form functorch takes: ``forward`` without ctx,
+``setup_context``, and a ``vmap`` rule, which merges the vmapped dim into the batch dim N
+(or makes it N for an unbatched input) and runs the same Function on the merged tensors.
+Its tangent (forward-mode AD) lives in a ``_tangent`` staticmethod: the class that
+torch.compile traces has no ``jvp`` (dynamo refuses Functions that define one), and a
+twin subclass that has it runs while a transform or a forward-AD level is active
+(``pick``).
+"""
+
+import torch
+import torch.autograd.forward_ad as _fwad
+
+_functorch = torch._C._functorch
+
+
+_compiling = torch.compiler.is_compiling
+
+
+def transforms_active():
+    """A functorch transform (grad, vmap, jvp, ...) or a forward-AD dual level is active
+    (never while torch.compile traces: it handles the transforms itself)."""
+    if _compiling():
+        return False
+    return _functorch.maybe_current_level() is not None or _fwad._current_level >= 0
+
+
+def wrapped(x):
+    """x is a tensor that a functorch transform wraps (its layout cannot always be queried)."""
+    if _compiling():
+        return False
+    return isinstance(x, torch.Tensor) and _functorch.is_functorch_wrapped_tensor(x)
+
+
+def pick(cls):
+    """The Function to apply: cls, or its twin with a jvp while a transform is active."""
+    return cls.twin if transforms_active() else cls
+
+
+def call(cls, op, *args):
+    """cls's op on args: the op itself when nothing differentiates or transforms it (one call,
+    nothing on the tape), else the Function."""
+    if torch.is_grad_enabled() or transforms_active():
+        return pick(cls).apply(*args)
+    return op(*args)
+
+
+def _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank, apply):
+    """Runs `apply` once over the whole vmapped batch.  tensors: positions of the tensor
+    arguments framed like the pooled input ((N, C, *spatial) or (C, *spatial)); shapes:
+    positions of full-shape arguments; cl: position of the channels_last flag (the merged
+    tensor is pooled as contiguous)."""
+    args = list(args)
+    batched = [i for i in tensors if in_dims[i] is not None]
+    if not batched:
+        out = apply(*args)
+        return out, (tuple(None for _ in out) if isinstance(out, tuple) else None)
+    B = info.batch_size
+    first = args[batched[0]].movedim(in_dims[batched[0]], 0)
+    has_n = first.dim() - 1 == rank + 2
+    n = first.shape[1] if has_n else None
+    for i in tensors:
+        t, d = args[i], in_dims[i]
+        if d is None:
+            if t.dim() < rank + 1:  # an empty placeholder (no argmax / indices asked for)
+                continue
+            t = t.unsqueeze(0).expand((B,) + tuple(t.shape))
+        else:
+            t = t.movedim(d, 0)
+        args[i] = t.reshape((B * n,) + tuple(t.shape[2:])) if has_n else t
+    for i in shapes:
+        s = list(args[i])
+        args[i] = [B * s[0]] + s[1:] if has_n else [B] + s
+    if cl is not None:
+        args[cl] = False
+    out = apply(*args)
+    single = not isinstance(out, tuple)
+    res, dims = [], []
+    for o in (out,) if single else out:
+        if isinstance(o, torch.Tensor) and o.dim() >= rank + 1:
+            res.append(o.reshape((B, n) + tuple(o.shape[1:])) if has_n else o)
+            dims.append(0)
+        else:
+            res.append(o)
+            dims.append(None)
+    return (res[0], dims[0]) if single else (tuple(res), tuple(dims))
+
+
+def function(tensors, shapes=(), cl=None, rank=None):
+    """Class decorator for a Function: its vmap rule (see _vmap_frames; rank(args) gives the
+    spatial rank) and its twin with the jvp (the class's _tangent)."""
+
+    def deco(cls):
+        def make_vmap(target):
+            def vmap(info, in_dims, *args):
+                return _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank(args),
+                                    target.apply)
+            return staticmethod(vmap)
+
+        cls.vmap = make_vmap(cls)
+        twin = type(cls.__name__ + "WithJvp", (cls,), {
+            "jvp": staticmethod(cls._tangent), "__doc__": cls.__doc__,
+            "__module__": cls.__module__})
+        twin.vmap = make_vmap(twin)
+        twin.twin = twin
+        cls.twin = twin
+        return cls
+
+    return deco
