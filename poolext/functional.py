@@ -6,6 +6,7 @@ from . import _args
 from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
+from ._fractional import fractional_max_pool2d, fractional_max_pool3d
 
 __all__ = [
     "max_pool1d",
@@ -23,6 +24,8 @@ __all__ = [
     "max_unpool1d",
     "max_unpool2d",
     "max_unpool3d",
+    "fractional_max_pool2d",
+    "fractional_max_pool3d",
 ]
 
 _ops = torch.ops.poolext
