@@ -73,6 +73,39 @@ struct FractionalGeometry {
 
 namespace fractional {
 
+// Pos of the next flat element (the CPU's range loops step coordinates
+// instead of dividing for every element).
+template <bool CL, typename index_t>
+C10_HOST_DEVICE inline void advance(Pos<CL, index_t>& p, int64_t C, int64_t D, int64_t H,
+                                    int64_t W) {
+  if (CL) {
+    if (++p.c < C) return;
+    p.c = 0;
+  }
+  if (++p.w < W) return;
+  p.w = 0;
+  if (++p.h < H) return;
+  p.h = 0;
+  if (++p.d < D) return;
+  p.d = 0;
+  ++p.base;
+}
+
+// operator()(e) for one element (the CUDA runner's call) and range(i0, i1)
+// for consecutive ones (the CPU runner's, cpu/fractional.cpp), both through
+// Op::at(e, pos) with pos in the functor's iteration layout.
+#define POOLEXT_FRACTIONAL_ELEMENTS(CL_, D_, H_, W_)                                   \
+  C10_HOST_DEVICE void operator()(index_t e) const {                                  \
+    at(e, Pos<CL_, index_t>(e, g.C, D_, H_, W_));                                     \
+  }                                                                                   \
+  void range(int64_t i0, int64_t i1) const {                                          \
+    Pos<CL_, index_t> p(static_cast<index_t>(i0), g.C, D_, H_, W_);                   \
+    for (int64_t i = i0; i < i1; ++i) {                                               \
+      at(static_cast<index_t>(i), p);                                                 \
+      advance(p, g.C, D_, H_, W_);                                                    \
+    }                                                                                 \
+  }
+
 // int(v) as x86's truncating conversion gives it: NaN and values outside
 // int32 give INT32_MIN.
 template <typename T>
@@ -174,10 +207,11 @@ struct MaxForward {
   int argmax_width;
   int64_t* indices;  // null, or torch-style int64 plane indices
 
-  C10_HOST_DEVICE void operator()(index_t e) const {
+  POOLEXT_FRACTIONAL_ELEMENTS(false, g.dim[0].out, g.dim[1].out, g.dim[2].out)
+
+  C10_HOST_DEVICE void at(index_t e, const Pos<false, index_t>& o) const {
     using acc_t = at::opmath_type<scalar_t>;
     const FractionalDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-    const Pos<false, index_t> o(e, g.C, D.out, H.out, W.out);
     const int64_t plane = o.base;
     const int64_t* st = starts + plane * g.starts_row();
     const int64_t s0 = st[o.d], s1 = st[D.out + o.h], s2 = st[D.out + H.out + o.w];
@@ -219,10 +253,11 @@ struct MaxBackward {
   const int64_t* cover;
   scalar_t* grad_in;
 
-  C10_HOST_DEVICE void operator()(index_t i) const {
+  POOLEXT_FRACTIONAL_ELEMENTS(CL, g.dim[0].in, g.dim[1].in, g.dim[2].in)
+
+  C10_HOST_DEVICE void at(index_t i, const Pos<CL, index_t>& p) const {
     using acc_t = at::opmath_type<scalar_t>;
     const FractionalDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-    const Pos<CL, index_t> p(i, g.C, D.in, H.in, W.in);
     const int64_t plane = CL ? static_cast<int64_t>(p.base) * g.C + p.c : p.base;
     const int64_t* st = starts + plane * g.starts_row();
     const int64_t* cv = cover + plane * g.cover_row();
@@ -261,9 +296,10 @@ struct MaxGather {
   const int64_t* starts;
   scalar_t* out;
 
-  C10_HOST_DEVICE void operator()(index_t e) const {
+  POOLEXT_FRACTIONAL_ELEMENTS(false, g.dim[0].out, g.dim[1].out, g.dim[2].out)
+
+  C10_HOST_DEVICE void at(index_t e, const Pos<false, index_t>& o) const {
     const FractionalDim &D = g.dim[0], &H = g.dim[1], &W = g.dim[2];
-    const Pos<false, index_t> o(e, g.C, D.out, H.out, W.out);
     const int64_t plane = o.base;
     const int64_t t = load_tap(argmax, argmax_width, e);
     if (t < 0 || t >= g.kernel_volume()) {
@@ -278,6 +314,8 @@ struct MaxGather {
                     ((d * H.in + h) * W.in + w) * step<CL>(g.C)];
   }
 };
+
+#undef POOLEXT_FRACTIONAL_ELEMENTS
 
 }  // namespace fractional
 }  // namespace poolext
