@@ -74,6 +74,11 @@ def cases():
         Case("lp p=2 2x2/s2", "lp_pool2d", s_stem, dict(norm_type=2, kernel_size=2),
              channels_last=True),
         Case("lp p=3 2x2/s2", "lp_pool2d", s_stem, dict(norm_type=3, kernel_size=2)),
+        # fractional: fixed samples (run_case), so both libraries pool the same windows
+        Case("fractional max 2x2 -> 79x79", "fractional_max_pool2d", (8, 64, 112, 112),
+             dict(kernel_size=2, output_size=(79, 79))),
+        Case("fractional max 3x3 -> 79x79", "fractional_max_pool2d", (8, 64, 112, 112),
+             dict(kernel_size=3, output_size=(79, 79))),
     ]
 
 
@@ -127,7 +132,7 @@ def verify(case, direction, ours, ref, x, grad_out):
             raise AssertionError(
                 f"{label}: {what} differs in shape/stride/dtype: poolext {tuple(a.shape)} "
                 f"{a.stride()} {a.dtype}, torch {tuple(b.shape)} {b.stride()} {b.dtype}")
-        if case.op.startswith("max") and not atol:
+        if case.op.startswith(("max", "fractional_max")) and not atol:
             if not torch.equal(a, b):
                 raise AssertionError(f"{label}: {what} is not bit-identical to torch")
         else:
@@ -140,6 +145,9 @@ def verify(case, direction, ours, ref, x, grad_out):
 def run_case(case, direction, args):
     kwargs = case.kwargs
     x = make_input(case, args.quick, requires_grad=direction != "fwd")
+    if case.op.startswith("fractional"):  # the same windows for both libraries
+        kwargs = dict(kwargs, _random_samples=torch.rand(x.shape[0], x.shape[1], case.rank,
+                                                         dtype=x.dtype))
     ours, theirs = getattr(poolext.functional, case.op), getattr(F, case.op)
     g = None
     if direction != "fwd":
@@ -147,14 +155,14 @@ def run_case(case, direction, args):
             g = torch.randn_like(theirs(x, **kwargs))
     steps = {"poolext": make_step(ours, x, kwargs, g), "torch": make_step(theirs, x, kwargs, g)}
     y = verify(case, direction, steps["poolext"], steps["torch"], x, g)
-    nbytes = C.pool_bytes(case.op[:3], direction, x.numel(), y.numel(), x.element_size(),
+    nbytes = C.pool_bytes(case.op.removeprefix("fractional_")[:3], direction, x.numel(), y.numel(), x.element_size(),
                           case.kernel_size)
     steps["copy"] = C.copy_fn(nbytes)
     t = C.interleaved(steps, args.repeats, args.min_time)
     (tp, sp), (tt, st), (tc, sc) = t["poolext"], t["torch"], t["copy"]
     return {
         "case": case.name, "direction": direction, "op": case.op,
-        "kwargs": dict(kwargs),
+        "kwargs": dict(case.kwargs),
         "shape": "x".join(map(str, x.shape)), "dtype": DTYPES[case.dtype], "layout": case.layout,
         "bytes": nbytes, "poolext_ms": tp * 1e3, "torch_ms": tt * 1e3, "copy_ms": tc * 1e3,
         "speedup": tt / tp, "poolext_gbps": C.gbps(nbytes, tp), "torch_gbps": C.gbps(nbytes, tt),

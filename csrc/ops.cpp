@@ -98,4 +98,18 @@ TORCH_LIBRARY(poolext, m) {
   m.def(
       "lp_pool_backward(Tensor grad_output, Tensor self, Tensor coef, float norm_type, "
       "int[] kernel_size, int[] stride, bool ceil_mode, bool channels_last) -> Tensor");
+  // Fractional max pooling (torch's window rule, csrc/core/fractional.h); the
+  // rank (2 or 3) is len(kernel_size).  samples: torch's _random_samples, of
+  // shape (N', C, rank) with N' >= N and the input's dtype.  argmax as for
+  // max_pool.  The output, argmax and indices are contiguous; channels_last
+  // is the layout of the input (forward, gather's source) or of grad_input.
+  m.def(
+      "fractional_max_pool(Tensor self, int[] kernel_size, int[] output_size, Tensor samples, "
+      "bool channels_last, bool with_argmax, bool with_indices) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "fractional_max_pool_backward(Tensor grad_output, Tensor argmax, Tensor samples, "
+      "SymInt[] input_size, int[] kernel_size, bool channels_last) -> Tensor");
+  m.def(
+      "fractional_max_pool_gather(Tensor source, Tensor argmax, Tensor samples, "
+      "int[] kernel_size, int[] output_size, bool channels_last) -> Tensor");
 }

@@ -12,12 +12,14 @@ from ._load import load_extension
 
 _C = load_extension()  # registers torch.ops.poolext.*
 from . import _fake  # noqa: F401  (fake kernels for torch.compile)
+from . import _fractional  # noqa: F401  (its fake kernels too)
 from . import functional
 from ._convert import convert
 from .modules import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d,
                       AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d,
                       LPPool1d, LPPool2d, LPPool3d, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d,
                       MaxUnpool2d, MaxUnpool3d)
+from .modules import FractionalMaxPool2d, FractionalMaxPool3d
 
 __version__ = "0.1.0"
 
@@ -46,6 +48,8 @@ __all__ = [
     "convert",
     "cpu_cache_stats",
     "empty_cache",
+    "FractionalMaxPool2d",
+    "FractionalMaxPool3d",
 ]
 
 
@@ -80,6 +84,7 @@ def cuda_kernels_built():
              "adaptive_max_pool", "adaptive_max_pool_backward", "adaptive_max_pool_gather",
              "adaptive_avg_pool", "adaptive_avg_pool_backward", "max_unpool", "max_unpool_backward",
              "lp_pool", "lp_pool_backward"]
+    names += ["fractional_max_pool", "fractional_max_pool_backward", "fractional_max_pool_gather"]
     return all(
         torch._C._dispatch_has_kernel_for_dispatch_key(f"poolext::{n}", "CUDA") for n in names
     )

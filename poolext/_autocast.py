@@ -37,6 +37,7 @@ def _aten_pooling_ops():
     for r in (1, 2, 3):
         names += [f"max_pool{r}d", f"max_pool{r}d_with_indices", f"avg_pool{r}d",
                   f"adaptive_max_pool{r}d", f"adaptive_avg_pool{r}d", f"max_unpool{r}d"]
+    names += ["fractional_max_pool2d", "fractional_max_pool3d"]
     return names + ["pow.Tensor_Scalar"]  # lp_pool's first step
 
 

@@ -11,7 +11,7 @@ POOLING_NAMES = tuple(
     f"{kind}{rank}d"
     for kind in ("MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool", "MaxUnpool", "LPPool")
     for rank in (1, 2, 3)
-)
+) + tuple(f"FractionalMaxPool{rank}d" for rank in (2, 3))
 
 
 def twins():
@@ -35,9 +35,10 @@ def convert(module):
         model = poolext.convert(model)
 
     - The layers replaced are those whose type is exactly one of
-      ``nn.{Max,Avg}Pool{1,2,3}d``, ``nn.Adaptive{Max,Avg}Pool{1,2,3}d`` and
-      ``nn.MaxUnpool{1,2,3}d``, ``nn.LPPool{1,2,3}d`` for which ``poolext.modules`` has a class of the
-      same name.  Subclasses of these (a user's own layer) are left alone, as
+      ``nn.{Max,Avg}Pool{1,2,3}d``, ``nn.Adaptive{Max,Avg}Pool{1,2,3}d``,
+      ``nn.MaxUnpool{1,2,3}d``, ``nn.LPPool{1,2,3}d`` and ``nn.FractionalMaxPool{2,3}d``
+      for which ``poolext.modules`` has a class of the same name.  Subclasses of these (a
+      user's own layer) are left alone, as
       are layers that are already poolext's.
     - Containers (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``, any
       module with children) are modified in place, recursively, and returned.

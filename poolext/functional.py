@@ -7,6 +7,7 @@ from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from ._transforms import pick, transforms_active, wrapped
 from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
+from ._fractional import fractional_max_pool2d, fractional_max_pool3d
 
 __all__ = [
     "max_pool1d",
@@ -27,6 +28,8 @@ __all__ = [
     "lp_pool1d",
     "lp_pool2d",
     "lp_pool3d",
+    "fractional_max_pool2d",
+    "fractional_max_pool3d",
 ]
 
 _ops = torch.ops.poolext

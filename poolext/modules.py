@@ -15,6 +15,7 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
     "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d",
     "LPPool1d", "LPPool2d", "LPPool3d",
+    "FractionalMaxPool2d", "FractionalMaxPool3d",
 ]
 
 
@@ -118,3 +119,17 @@ class LPPool3d(nn.LPPool3d):
     def forward(self, input):
         return F.lp_pool3d(input, float(self.norm_type), self.kernel_size, self.stride,
                            self.ceil_mode)
+
+
+class FractionalMaxPool2d(nn.FractionalMaxPool2d):
+    def forward(self, input):
+        return F.fractional_max_pool2d(input, self.kernel_size, self.output_size,
+                                       self.output_ratio, self.return_indices,
+                                       _random_samples=self._random_samples)
+
+
+class FractionalMaxPool3d(nn.FractionalMaxPool3d):
+    def forward(self, input):
+        return F.fractional_max_pool3d(input, self.kernel_size, self.output_size,
+                                       self.output_ratio, self.return_indices,
+                                       _random_samples=self._random_samples)

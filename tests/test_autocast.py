@@ -131,8 +131,10 @@ def test_float32_list_as_expected():
     cpu = {op for op, dev in FLOAT32_OPS if dev == "cpu"}
     if torch.__version__.startswith("2.14"):
         assert cpu == {"max_pool3d", "avg_pool3d", "adaptive_max_pool3d", "adaptive_avg_pool3d",
-                       "max_unpool2d", "max_unpool3d"}
-    assert not {op for op in cpu if op.endswith(("1d", "2d")) and "unpool" not in op}, \
+                       "max_unpool2d", "max_unpool3d", "fractional_max_pool2d",
+                       "fractional_max_pool3d"}
+    assert not {op for op in cpu if op.endswith(("1d", "2d")) and "unpool" not in op
+                and "fractional" not in op}, \
         "1d/2d pooling is expected to run in the input's dtype"
 
 

@@ -28,7 +28,7 @@ def need(*names):
 
 def test_every_pooling_layer_has_a_twin():
     from poolext._convert import twins
-    assert len(twins()) == len(POOLING_NAMES) == 18
+    assert len(twins()) == len(POOLING_NAMES) == 20
 
 
 # One layer of each kind: (constructor args, kwargs, input shape).
@@ -51,6 +51,12 @@ LAYERS = {
     "LPPool1d": ((2, 3, 2), {}, (2, 3, 11)),
     "LPPool2d": ((2, 3), dict(stride=2, ceil_mode=True), (2, 3, 9, 8)),
     "LPPool3d": ((1, 2), {}, (2, 2, 5, 6, 7)),
+    # fixed samples (a buffer), so that both layers pool the same windows
+    "FractionalMaxPool2d": ((2,), dict(output_size=(5, 4), _random_samples=torch.rand(2, 3, 2)),
+                            (2, 3, 9, 8)),
+    "FractionalMaxPool3d": (((2, 1, 2),), dict(output_ratio=0.5, return_indices=True,
+                                               _random_samples=torch.rand(2, 2, 3)),
+                            (2, 2, 5, 6, 7)),
 }
 assert set(LAYERS) == set(POOLING_NAMES)
 
@@ -75,7 +81,7 @@ def run_layer(layer, name, x):
 
 
 def exact(name):
-    return name.startswith(("Max", "AdaptiveMax"))
+    return name.startswith(("Max", "AdaptiveMax", "FractionalMax"))
 
 
 @pytest.mark.parametrize("name", POOLING_NAMES)
@@ -266,7 +272,8 @@ class UserLpPool(nn.LPPool2d):
 
 
 def test_layers_without_twin_are_kept():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), UserLpPool(2, 2), nn.Identity())
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), UserLpPool(2, 2), nn.Upsample(scale_factor=2),
+                          nn.Identity())
     kids = list(model)
     poolext.convert(model)
     assert list(model) == kids
@@ -370,10 +377,34 @@ class UnpoolNet(nn.Module):
         return self.dec(u).mean(dim=(2, 3))
 
 
+class FractionalNet(nn.Module):
+    """Fractional max pooling in 2d and 3d; samples as buffers, so that the torch model and
+    the converted one (and their copies) pool the same windows."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.frac2 = nn.FractionalMaxPool2d(2, output_size=(6, 5),
+                                            _random_samples=torch.rand(3, 4, 2))
+        self.frac3 = nn.FractionalMaxPool3d((1, 2, 2), output_ratio=(0.5, 0.5, 0.5),
+                                            _random_samples=torch.rand(3, 1, 3))
+        self.fc = nn.Linear(4 * 6 * 5 + 2 * 3 * 2, 4)
+
+    def forward(self, x):  # x: (3, 3, 12, 11)
+        h = torch.relu(self.conv(x))
+        a = self.frac2(h)
+        b = self.frac3(h[:, :1].unsqueeze(1).expand(-1, -1, 4, -1, -1)[:, :, :, :6, :5])
+        return self.fc(torch.cat([a.flatten(1), b.flatten(1)], 1))
+
+
+FRACTIONAL = ["FractionalMaxPool2d", "FractionalMaxPool3d"]
+
+
 @pytest.mark.parametrize("net,names,shape", [
     (AdaptiveNet, ADAPTIVE, (3, 3, 12, 11)),
     (UnpoolNet, UNPOOL, (3, 2, 8, 8)),
-], ids=["adaptive", "unpool"])
+    (FractionalNet, FRACTIONAL, (3, 3, 12, 11)),
+], ids=["adaptive", "unpool", "fractional"])
 def test_models_with_adaptive_and_unpool(net, names, shape):
     need(*names)
     torch.manual_seed(0)

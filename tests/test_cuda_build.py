@@ -12,7 +12,10 @@ import torch
 import poolext
 
 OPS = ["max_pool", "max_pool_backward", "max_pool_gather", "avg_pool", "avg_pool_backward",
-       "max_unpool", "max_unpool_backward"]
+       "adaptive_max_pool", "adaptive_max_pool_backward", "adaptive_max_pool_gather",
+       "adaptive_avg_pool", "adaptive_avg_pool_backward", "max_unpool", "max_unpool_backward",
+       "lp_pool", "lp_pool_backward", "fractional_max_pool", "fractional_max_pool_backward",
+       "fractional_max_pool_gather"]
 
 expect_cuda = pytest.mark.skipif(os.environ.get("POOLEXT_EXPECT_CUDA") != "1",
                                  reason="set POOLEXT_EXPECT_CUDA=1 to require a CUDA build")
