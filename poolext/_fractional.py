@@ -29,6 +29,7 @@ from torch.nn.modules.utils import _pair, _triple
 
 from . import _args
 from ._autocast import cast_input
+from ._transforms import function, pick, transforms_active
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
 
@@ -38,63 +39,105 @@ ops = torch.ops.poolext
 # -- autograd --------------------------------------------------------------------------------
 
 
+def _rank(i):
+    return lambda args: len(args[i])
+
+
+@function(tensors=(0,), samples=1, cl=4, rank=_rank(2))
 class FractionalMaxPool(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, samples, kernel_size, output_size, channels_last, return_indices):
-        out, argmax, indices = ops.fractional_max_pool(x, kernel_size, output_size, samples,
-                                                       channels_last, True, return_indices)
-        ctx.save_for_backward(argmax, samples)
-        ctx.geom = (list(x.shape), kernel_size)
-        ctx.mark_non_differentiable(indices)
-        return out, indices
+    """(x, samples, kernel_size, output_size, channels_last, return_indices)
+    -> (out, indices, argmax)."""
 
     @staticmethod
-    def backward(ctx, grad_output, _grad_indices):
+    def forward(x, samples, kernel_size, output_size, channels_last, return_indices):
+        out, argmax, indices = ops.fractional_max_pool(x, kernel_size, output_size, samples,
+                                                       channels_last, True, return_indices)
+        return out, indices, argmax
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, samples, kernel_size, output_size = inputs[:4]
+        _, indices, argmax = output
+        ctx.save_for_backward(argmax, samples)
+        ctx.save_for_forward(argmax, samples)
+        ctx.geom = (list(x.shape), kernel_size, output_size)
+        ctx.mark_non_differentiable(indices, argmax)
+
+    @staticmethod
+    def backward(ctx, grad_output, _grad_indices, _grad_argmax):
         argmax, samples = ctx.saved_tensors
-        input_size, kernel_size = ctx.geom
+        input_size, kernel_size, _ = ctx.geom
         # torch's input gradient is contiguous whatever the input's layout
-        if torch.is_grad_enabled():  # create_graph: the backward is differentiated too
-            grad = FractionalMaxPoolBackward.apply(grad_output, argmax, samples, input_size,
-                                                   kernel_size)
+        if torch.is_grad_enabled() or transforms_active():  # the backward is differentiated
+            grad = pick(FractionalMaxPoolBackward).apply(grad_output, argmax, samples,
+                                                         input_size, kernel_size)
         else:
             grad = ops.fractional_max_pool_backward(grad_output, argmax, samples, input_size,
                                                     kernel_size, False)
         return grad, None, None, None, None, None
 
+    @staticmethod
+    def _tangent(ctx, x_t, *_):
+        argmax, samples = ctx.saved_tensors
+        return pick(FractionalMaxPoolGather).apply(x_t, argmax, samples, *ctx.geom), None, None
 
+
+@function(tensors=(0, 1), samples=2, shapes=(3,), rank=_rank(4))
 class FractionalMaxPoolBackward(torch.autograd.Function):
     """grad_input from grad_output; its adjoint is the gather at the argmax."""
 
     @staticmethod
-    def forward(ctx, grad_output, argmax, samples, input_size, kernel_size):
-        ctx.save_for_backward(argmax, samples)
-        ctx.geom = (input_size, kernel_size, list(grad_output.shape[-len(kernel_size):]))
+    def forward(grad_output, argmax, samples, input_size, kernel_size):
         return ops.fractional_max_pool_backward(grad_output, argmax, samples, input_size,
                                                 kernel_size, False)
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, argmax, samples, input_size, kernel_size = inputs
+        ctx.save_for_backward(argmax, samples)
+        ctx.save_for_forward(argmax, samples)
+        ctx.geom = (input_size, kernel_size, list(grad_output.shape[-len(kernel_size):]))
+
+    @staticmethod
     def backward(ctx, grad_grad_input):
         argmax, samples = ctx.saved_tensors
-        return (FractionalMaxPoolGather.apply(grad_grad_input, argmax, samples, *ctx.geom),
+        return (pick(FractionalMaxPoolGather).apply(grad_grad_input, argmax, samples, *ctx.geom),
                 None, None, None, None)
 
+    @staticmethod
+    def _tangent(ctx, grad_output_t, *_):
+        argmax, samples = ctx.saved_tensors
+        return pick(FractionalMaxPoolBackward).apply(grad_output_t, argmax, samples,
+                                                     *ctx.geom[:2])
 
+
+@function(tensors=(0, 1), samples=2, shapes=(3,), rank=_rank(4))
 class FractionalMaxPoolGather(torch.autograd.Function):
     """out[o] = source[winner of window o]: the adjoint of FractionalMaxPoolBackward."""
 
     @staticmethod
-    def forward(ctx, source, argmax, samples, input_size, kernel_size, output_size):
-        ctx.save_for_backward(argmax, samples)
-        ctx.geom = (input_size, kernel_size)
+    def forward(source, argmax, samples, input_size, kernel_size, output_size):
         cl = _args.is_channels_last(source, len(kernel_size))
         return ops.fractional_max_pool_gather(source, argmax, samples, kernel_size, output_size,
                                               cl)
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        argmax, samples = inputs[1], inputs[2]
+        ctx.save_for_backward(argmax, samples)
+        ctx.save_for_forward(argmax, samples)
+        ctx.geom = tuple(inputs[3:])
+
+    @staticmethod
     def backward(ctx, grad_out):
         argmax, samples = ctx.saved_tensors
-        return (FractionalMaxPoolBackward.apply(grad_out, argmax, samples, *ctx.geom),
+        return (pick(FractionalMaxPoolBackward).apply(grad_out, argmax, samples, *ctx.geom[:2]),
                 None, None, None, None, None)
+
+    @staticmethod
+    def _tangent(ctx, source_t, *_):
+        argmax, samples = ctx.saved_tensors
+        return pick(FractionalMaxPoolGather).apply(source_t, argmax, samples, *ctx.geom)
 
 
 # -- fake kernels ----------------------------------------------------------------------------
@@ -276,9 +319,9 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, return_
             f"{op}_out_frame", input.dtype), op,
             f"input dtype {input.dtype} is not supported; floating point types only")
     cl = _args.is_channels_last(input, rank)
-    if torch.is_grad_enabled() and input.requires_grad:
-        y, indices = FractionalMaxPool.apply(input, samples.detach(), list(k), list(out), cl,
-                                             return_indices)
+    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+        y, indices, _ = pick(FractionalMaxPool).apply(input, samples.detach(), list(k), list(out),
+                                                      cl, return_indices)
     else:
         y, _, indices = ops.fractional_max_pool(input, list(k), list(out), samples, cl, False,
                                                 return_indices)

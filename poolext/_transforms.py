@@ -47,20 +47,25 @@ def call(cls, op, *args):
     return op(*args)
 
 
-def _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank, apply):
+def _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank, apply, samples=None):
     """Runs `apply` once over the whole vmapped batch.  tensors: positions of the tensor
     arguments framed like the pooled input ((N, C, *spatial) or (C, *spatial)); shapes:
     positions of full-shape arguments; cl: position of the channels_last flag (the merged
-    tensor is pooled as contiguous)."""
+    tensor is pooled as contiguous); samples: position of fractional max pooling's samples,
+    (N', C, rank) with N' >= N (1 for an unbatched input), of which the first N count."""
     args = list(args)
-    batched = [i for i in tensors if in_dims[i] is not None]
+    batched = [i for i in tensors + ((samples,) if samples is not None else ())
+               if in_dims[i] is not None]
     if not batched:
         out = apply(*args)
         return out, (tuple(None for _ in out) if isinstance(out, tuple) else None)
     B = info.batch_size
-    first = args[batched[0]].movedim(in_dims[batched[0]], 0)
-    has_n = first.dim() - 1 == rank + 2
-    n = first.shape[1] if has_n else None
+    frame = [i for i in tensors if args[i].dim() - (in_dims[i] is not None) >= rank + 1]
+    first = args[frame[0]]
+    has_n = first.dim() - (in_dims[frame[0]] is not None) == rank + 2
+    n = first.movedim(in_dims[frame[0]], 0).shape[1] if in_dims[frame[0]] is not None else \
+        first.shape[0]
+    n = n if has_n else None
     for i in tensors:
         t, d = args[i], in_dims[i]
         if d is None:
@@ -70,6 +75,11 @@ def _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank, apply):
         else:
             t = t.movedim(d, 0)
         args[i] = t.reshape((B * n,) + tuple(t.shape[2:])) if has_n else t
+    if samples is not None:
+        t, d = args[samples], in_dims[samples]
+        t = t.movedim(d, 0) if d is not None else t.unsqueeze(0).expand((B,) + tuple(t.shape))
+        t = t[:, :n] if has_n else t[:, :1]
+        args[samples] = t.reshape((-1,) + tuple(t.shape[2:]))
     for i in shapes:
         s = list(args[i])
         args[i] = [B * s[0]] + s[1:] if has_n else [B] + s
@@ -88,7 +98,7 @@ def _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank, apply):
     return (res[0], dims[0]) if single else (tuple(res), tuple(dims))
 
 
-def function(tensors, shapes=(), cl=None, rank=None):
+def function(tensors, shapes=(), cl=None, rank=None, samples=None):
     """Class decorator for a Function: its vmap rule (see _vmap_frames; rank(args) gives the
     spatial rank) and its twin with the jvp (the class's _tangent)."""
 
@@ -96,7 +106,7 @@ def function(tensors, shapes=(), cl=None, rank=None):
         def make_vmap(target):
             def vmap(info, in_dims, *args):
                 return _vmap_frames(info, in_dims, args, tensors, shapes, cl, rank(args),
-                                    target.apply)
+                                    target.apply, samples)
             return staticmethod(vmap)
 
         cls.vmap = make_vmap(cls)

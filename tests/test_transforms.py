@@ -43,6 +43,8 @@ OPS = [
     ("lp_pool1d", 1, dict(norm_type=2, kernel_size=2)),
     ("lp_pool2d", 2, dict(norm_type=3, kernel_size=3, stride=2, ceil_mode=True)),
     ("lp_pool3d", 3, dict(norm_type=1.5, kernel_size=2)),
+    ("fractional_max_pool2d", 2, dict(kernel_size=2, output_size=(4, 3))),
+    ("fractional_max_pool3d", 3, dict(kernel_size=(2, 1, 2), output_size=(3, 4, 2))),
     ("max_unpool1d", 1, _unpool_call),
     ("max_unpool2d", 2, _unpool_call),
     ("max_unpool3d", 3, _unpool_call),
@@ -50,11 +52,24 @@ OPS = [
 IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(OPS)]
 
 
+# fixed samples for fractional max pooling, sliced to each input's N and C
+SAMPLES = {r: torch.rand(4, 3, r, dtype=torch.float64, generator=torch.Generator().manual_seed(r))
+           for r in (2, 3)}
+
+
 def _fns(case):
     name, rank, kw = case
     if callable(kw):
         make = kw(None, rank)
         return make(PF), make(TF)
+    if name.startswith("fractional"):
+        def call(lib):
+            def run(x):
+                n = x.shape[0] if x.dim() == rank + 2 else 1
+                samples = SAMPLES[rank][:n, :x.shape[-rank - 1]]
+                return getattr(lib, name)(x, _random_samples=samples, **kw)
+            return run
+        return call(PF), call(TF)
     return (lambda x: getattr(PF, name)(x, **kw)), (lambda x: getattr(TF, name)(x, **kw))
 
 
