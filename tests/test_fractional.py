@@ -411,6 +411,10 @@ def test_direct_op_calls_refuse_bad_arguments():
     # A foreign argmax naming taps past the window gathers nothing.
     junk = torch.full_like(am, 255)
     assert not ops.fractional_max_pool_gather(x, junk, s, [2, 2], [4, 4], False).any()
+    # ... and sends no gradient anywhere, in either layout of grad_input
+    g = torch.ones(junk.shape)
+    for cl in (False, True):
+        assert not ops.fractional_max_pool_backward(g, junk, s, list(x.shape), [2, 2], cl).any()
 
 
 def _op_samples():
