@@ -12,6 +12,7 @@ from ._load import load_extension
 
 _C = load_extension()  # registers torch.ops.poolext.*
 from . import _fake  # noqa: F401  (fake kernels for torch.compile)
+from . import _op_autograd  # noqa: F401  (autograd on the ops: direct calls, torch.export)
 from . import _fractional  # noqa: F401  (its fake kernels too)
 from . import functional
 from ._convert import convert

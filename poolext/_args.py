@@ -59,11 +59,14 @@ def expand(op, name, value, n, allow_none=False):
 
 
 def pooled_size(L, k, s, p, d, ceil_mode):
-    """Output length of one spatial dim (DESIGN.md section 2)."""
-    # Any stride from L + 2p + d(k-1) + 2 on gives the same single window.
-    s = min(s, L + 2 * p + d * (k - 1) + 2)
+    """Output length of one spatial dim (DESIGN.md section 2).  (The C++ side clamps the
+    stride to L + 2p + d(k-1) + 2, past which every stride gives the same single window,
+    against overflow; Python's integers need no clamp, and symbolic sizes stay free of it.)"""
     out = (L + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= L + p:
+    # The last window of ceil mode can start in the right padding only if
+    # s - 2 + p - d(k-1) >= 0 ((out-1)*s is at most L + p + that): deciding it from the
+    # integer arguments first keeps symbolic sizes free of the comparison.
+    if ceil_mode and s - 2 + p - d * (k - 1) >= 0 and (out - 1) * s >= L + p:
         out = out - 1
     return out
 

@@ -215,6 +215,10 @@ def _even_kernel(input, rank, out):
     (and the window fits the fixed-window kernels), else None.  Inputs
     without elements take the adaptive kernels, which allow empty channels."""
     spatial = input.shape[input.dim() - rank:]
+    if torch.compiler.is_compiling() or any(isinstance(L, torch.SymInt) for L in spatial):
+        # traced (compile, export): sizes may be symbolic, and a kernel made from them would
+        # pin them; the adaptive kernels take output_size alone
+        return None
     if input.numel() == 0 or any(S == 0 or L % S for L, S in zip(spatial, out)):
         return None
     k = tuple(L // S for L, S in zip(spatial, out))

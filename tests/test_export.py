@@ -1,0 +1,166 @@
+"""Autograd on the ops themselves, torch.export (static and dynamic shapes, backward through
+the exported program), AOTInductor and torch.compile(dynamic=True)."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+import poolext
+
+ops = torch.ops.poolext
+
+
+def _gradcheck(f, *xs):
+    assert torch.autograd.gradcheck(f, xs)
+    assert torch.autograd.gradgradcheck(f, xs)
+
+
+def _x(*shape, cl=False):
+    x = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) + 0.1
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.requires_grad_()
+
+
+@pytest.mark.parametrize("with_argmax", [True, False])
+def test_direct_op_calls_differentiate(with_argmax):
+    """A direct torch.ops.poolext call differentiates, to second order, with or without the
+    state the Python Functions ask the forward to keep."""
+    x = _x(2, 3, 7, 6)
+    _gradcheck(lambda t: ops.max_pool(t, [3, 2], [2, 1], [1, 0], [1, 2], True, False, with_argmax,
+                                      False)[0], x)
+    _gradcheck(lambda t: ops.adaptive_max_pool(t, [4, 4], False, with_argmax, False)[0], x)
+    _gradcheck(lambda t: ops.lp_pool(t, 2.5, [2, 3], [2, 1], True, False, with_argmax)[0], x)
+    s = torch.rand(2, 3, 2, dtype=torch.float64)
+    _gradcheck(lambda t: ops.fractional_max_pool(t, [2, 2], [4, 3], s, False, with_argmax,
+                                                 False)[0], x)
+
+
+def test_direct_op_calls_of_linear_ops_differentiate():
+    x = _x(2, 3, 7, 6)
+    _gradcheck(lambda t: ops.avg_pool(t, [3, 3], [2, 2], [1, 1], True, False, None, False), x)
+    _gradcheck(lambda t: ops.adaptive_avg_pool(t, [3, 4], False), x)
+    y, idx = torch.nn.functional.max_pool2d(x.detach(), 2, return_indices=True)
+    _gradcheck(lambda t: ops.max_unpool(t, idx, [7, 6], False), y.clone().requires_grad_())
+    xc = _x(2, 3, 7, 6, cl=True)
+    _gradcheck(lambda t: ops.avg_pool(t, [2, 2], [2, 2], [0, 0], False, True, None, True), xc)
+
+
+def test_lp_backward_op_says_it_is_not_differentiable():
+    x = _x(1, 2, 6, 6)
+    out, coef = ops.lp_pool(x.detach(), 2.0, [2, 2], [2, 2], False, False, True)
+    g = torch.ones_like(out, requires_grad=True)
+    gi = ops.lp_pool_backward(g, x, coef, 2.0, [2, 2], [2, 2], False, False)
+    with pytest.raises(NotImplementedError, match="differentiate lp_pool"):
+        gi.sum().backward()
+
+
+class Net(nn.Module):
+    """A CNN with the pooling layers poolext swaps in; fixed samples for the fractional one."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.max = nn.MaxPool2d(3, 2, 1)
+        self.avg = nn.AvgPool2d(2, ceil_mode=True)
+        self.lp = nn.LPPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        self.frac = nn.FractionalMaxPool2d(2, output_size=(3, 3),
+                                           _random_samples=torch.rand(2, 8, 2))
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.amax = nn.AdaptiveMaxPool2d((2, 3))
+        self.fc = nn.Linear(8 + 48, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        x = self.max(x)
+        x = self.avg(x) + self.lp(x + 1)
+        x = self.conv2(x)
+        f = self.frac(x)
+        return self.fc(torch.cat([self.gap(x).flatten(1), self.amax(f).flatten(1)], 1))
+
+
+class DynNet(nn.Module):
+    """The layers whose shapes export with dynamic batch, H and W."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.max = nn.MaxPool2d(3, 2, 1)
+        self.avg = nn.AvgPool2d(2, ceil_mode=True)
+        self.lp = nn.LPPool2d(2, 2, ceil_mode=True)
+        self.max2 = nn.MaxPool2d(2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        x = self.max(x)
+        x = self.max2(self.avg(x) + self.lp(x + 1))
+        return self.fc(self.gap(x).flatten(1))
+
+
+def _params_grads(model, x):
+    model.zero_grad()
+    y = model(x)
+    y.square().sum().backward()
+    return y.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def _check_exported(model, exported, x):
+    y_e, g_e = _params_grads(model, x)
+    y_x, g_x = _params_grads(exported, x)
+    torch.testing.assert_close(y_x, y_e)
+    assert g_x.keys() == g_e.keys()
+    for name in g_e:
+        torch.testing.assert_close(g_x[name], g_e[name], msg=name)
+
+
+def test_export_static_runs_and_differentiates():
+    model = poolext.convert(Net())
+    x = torch.randn(2, 3, 20, 18)
+    ep = torch.export.export(model, (x,))
+    targets = {str(n.target) for n in ep.graph.nodes if "poolext" in str(n.target)}
+    assert {"poolext.max_pool.default", "poolext.avg_pool.default", "poolext.lp_pool.default",
+            "poolext.fractional_max_pool.default"} <= targets
+    _check_exported(model, ep.module(), x)
+
+
+def test_export_dynamic_batch_and_spatial_sizes():
+    model = poolext.convert(DynNet())
+    x = torch.randn(2, 3, 32, 32)
+    dims = ({0: torch.export.Dim("B", min=1, max=64), 2: torch.export.Dim("H", min=16, max=512),
+             3: torch.export.Dim("W", min=16, max=512)},)
+    ep = torch.export.export(model, (x,), dynamic_shapes=dims)
+    mod = ep.module()
+    for shape in ((2, 3, 32, 32), (3, 3, 41, 36), (1, 3, 16, 100)):
+        _check_exported(model, mod, torch.randn(shape))
+
+
+def test_aot_inductor_cpu():
+    model = poolext.convert(DynNet()).eval()
+    x = torch.randn(2, 3, 24, 20)
+    ep = torch.export.export(model, (x,))
+    path = torch._inductor.aoti_compile_and_package(ep)
+    runner = torch._inductor.aoti_load_package(path)
+    with torch.no_grad():
+        torch.testing.assert_close(runner(x), model(x))
+
+
+def test_compile_dynamic_does_not_recompile_per_resolution():
+    model = poolext.convert(DynNet())
+    ref = copy.deepcopy(model)
+    counts = {"frames": 0}
+
+    def backend(gm, inputs):
+        counts["frames"] += 1
+        return gm.forward
+
+    compiled = torch.compile(model, backend=backend, dynamic=True, fullgraph=True)
+    # (the first not square: torch.compile would otherwise guard H == W, for any model)
+    for shape in ((2, 3, 32, 30), (3, 3, 41, 36), (2, 3, 64, 48), (4, 3, 17, 23)):
+        x = torch.randn(shape)
+        torch.testing.assert_close(compiled(x), ref(x))
+    assert counts["frames"] == 1
