@@ -255,6 +255,8 @@ def is_channels_last(x, rank):
     if wrapped(x):
         return False  # under torch.func transforms: pooled as contiguous (strides hidden)
     cl = torch.channels_last if rank == 2 else torch.channels_last_3d
+    if torch.jit.is_tracing():  # stride arithmetic would be traced: the C-level checks only
+        return x.is_contiguous(memory_format=cl) and not x.is_contiguous()
     # The common unambiguous cases with two C-level checks; the rest (views,
     # tensors dense in both layouts) as torch decides them.
     if all(n > 1 for n in x.shape):

@@ -29,7 +29,7 @@ from torch.nn.modules.utils import _pair, _triple
 
 from . import _args
 from ._autocast import cast_input
-from ._transforms import function, pick, transforms_active
+from ._transforms import function, pick, transforms_active, use_function
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
 
@@ -319,7 +319,7 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, return_
             f"{op}_out_frame", input.dtype), op,
             f"input dtype {input.dtype} is not supported; floating point types only")
     cl = _args.is_channels_last(input, rank)
-    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+    if use_function(input):
         y, indices, _ = pick(FractionalMaxPool).apply(input, samples.detach(), list(k), list(out),
                                                       cl, return_indices)
     else:

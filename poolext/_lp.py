@@ -15,7 +15,7 @@ import torch
 from . import _args
 from ._autocast import cast_input
 from ._autograd import LpPool
-from ._transforms import pick, transforms_active
+from ._transforms import pick, use_function
 from .functional import _avg_pool, _check_input, _lift_1d, _max_pool
 
 __all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d"]
@@ -77,7 +77,7 @@ def _lp_pool(rank, input, norm_type, kernel_size, stride, ceil_mode):
     _args.out_shape(op, input.shape, k, s, p, None, ceil_mode, min_size=rank == 3)
     input, _, (k, s, _), cl, lifted = _lift_1d(input, rank, (k, s, p))
     norm = float(norm_type)
-    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+    if use_function(input):
         out, _ = pick(LpPool).apply(input, norm, k, s, ceil_mode, cl)
     else:
         out, _ = _ops.lp_pool(input, norm, k, s, ceil_mode, cl, False)

@@ -27,6 +27,17 @@ def transforms_active():
     return _functorch.maybe_current_level() is not None or _fwad._current_level >= 0
 
 
+def use_function(input):
+    """Whether a call goes through poolext's autograd.Function (which saves the least state
+    and carries the transforms' rules) rather than the op alone: when its input is
+    differentiated or a transform is active, but not under torch.jit.trace, which records
+    a Function as an opaque PythonOp; there the op goes into the trace, and its registered
+    autograd formula differentiates it."""
+    if torch.jit.is_tracing():
+        return False
+    return torch.is_grad_enabled() and input.requires_grad or transforms_active()
+
+
 def wrapped(x):
     """x is a tensor that a functorch transform wraps (its layout cannot always be queried)."""
     if _compiling():

@@ -21,7 +21,7 @@ import torch
 
 from . import _args
 from ._autocast import cast_input
-from ._transforms import call, function, pick, transforms_active
+from ._transforms import call, function, pick, use_function
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
@@ -183,7 +183,7 @@ def _max_unpool(op, rank, input, indices, kernel_size, stride, padding, output_s
         cl = _args.is_channels_last(x, 2)
         if cl and rank == 1:
             input, indices, out_size, lifted = x, indices.unsqueeze(-1), out_size + [1], True
-    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+    if use_function(input):
         out = pick(MaxUnpool).apply(input, indices, out_size, cl)
     else:
         out = _ops.max_unpool(input, indices, out_size, cl)

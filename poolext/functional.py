@@ -1,11 +1,14 @@
 """Pooling functions with the signatures and defaults of torch.nn.functional."""
 
+import functools
+
 import torch
+import torch.fx
 
 from . import _args
 from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
-from ._transforms import pick, transforms_active, wrapped
+from ._transforms import pick, use_function, wrapped
 from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
 from ._fractional import fractional_max_pool2d, fractional_max_pool3d
 
@@ -62,7 +65,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
     p = _args.expand(op, "padding", padding, rank)
     d = _args.expand(op, "dilation", dilation, rank)
     ceil_mode = _args.check_flag(op, "ceil_mode", ceil_mode)
-    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
+    training = use_function(input)
     # torch's 1d max pooling without indices checks its arguments in words of its own,
     # and (without grad either) takes 64-bit strides; every other path refuses values
     # past int32.
@@ -138,7 +141,7 @@ def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_in
         )
     input, rank, (k, s, p), cl, lifted = _lift_1d(input, rank, (k, s, p))
     args = (k, s, p, ceil_mode, count_include_pad, divisor_override, cl)
-    if torch.is_grad_enabled() and input.requires_grad or transforms_active():
+    if use_function(input):
         out = pick(AvgPool).apply(input, *args)
     else:
         out = _ops.avg_pool(input, *args)
@@ -233,7 +236,7 @@ def _adaptive_max_pool(op, rank, input, output_size, return_indices):
     input = cast_input(op, input)  # autocast, as torch's aten::adaptive_max_pool{1,2,3}d
     out = _args.adaptive_output_size(op, rank, output_size, input.shape)
     input, rank, out, cl, lifted = _adaptive_setup(op, rank, input, out, True)
-    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
+    training = use_function(input)
     return_indices = bool(return_indices)
     k = _even_kernel(input, rank, out)
     if k is not None:  # the fixed-window kernels, with their fast paths
@@ -253,7 +256,7 @@ def _adaptive_max_pool(op, rank, input, output_size, return_indices):
 
 
 def _adaptive_avg(input, rank, out, cl):
-    training = torch.is_grad_enabled() and input.requires_grad or transforms_active()
+    training = use_function(input)
     k = _even_kernel(input, rank, out)
     if k is not None:
         args = (k, k, (0,) * rank, False, True, None, cl)
@@ -333,3 +336,21 @@ def adaptive_avg_pool3d(input, output_size):
 
 
 from ._lp import lp_pool1d, lp_pool2d, lp_pool3d  # noqa: E402  (_lp uses the helpers above)
+
+
+def _fx_leaf(fn):
+    """fn, as a leaf of torch.fx.symbolic_trace: called with a Proxy, it records a call of
+    itself in the graph instead of running on the Proxy."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for a in args + tuple(kwargs.values()):
+            if isinstance(a, torch.fx.Proxy):
+                return a.tracer.create_proxy("call_function", call, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+for _name in __all__:
+    globals()[_name] = _fx_leaf(globals()[_name])

@@ -133,3 +133,17 @@ class FractionalMaxPool3d(nn.FractionalMaxPool3d):
         return F.fractional_max_pool3d(input, self.kernel_size, self.output_size,
                                        self.output_ratio, self.return_indices,
                                        _random_samples=self._random_samples)
+
+
+def _prepare_scriptable(self):
+    """torch.jit.script cannot compile poolext's Python layer: scripting a model scripts each
+    poolext layer's torch.nn twin (same settings and state) instead.  torch.jit.trace and
+    torch.compile keep poolext's kernels."""
+    twin = next(c for c in type(self).__mro__[1:] if c.__module__.startswith("torch.nn"))
+    new = twin.__new__(twin)
+    new.__dict__.update(self.__dict__)
+    return new
+
+
+for _name in __all__:
+    globals()[_name].__prepare_scriptable__ = _prepare_scriptable

@@ -164,3 +164,41 @@ def test_compile_dynamic_does_not_recompile_per_resolution():
         x = torch.randn(shape)
         torch.testing.assert_close(compiled(x), ref(x))
     assert counts["frames"] == 1
+
+
+def test_jit_trace_records_the_ops_and_differentiates():
+    """torch.jit.trace (batch 1: size-1 dims) passes its own check, records poolext's ops
+    (no opaque PythonOp), and the traced module's gradients are eager's."""
+    model = poolext.convert(Net())
+    x = torch.randn(2, 3, 20, 18)
+    traced = torch.jit.trace(model, (x,))
+    graph = str(traced.inlined_graph)
+    assert "poolext::max_pool" in graph and "poolext::lp_pool" in graph
+    assert "PythonOp" not in graph
+    _check_exported(model, traced, x)
+    single = poolext.convert(DynNet())
+    x1 = torch.randn(1, 3, 24, 20)
+    t1 = torch.jit.trace(single, (x1,))
+    _check_exported(single, t1, x1)
+
+
+def test_jit_script_scripts_the_torch_twins():
+    """TorchScript cannot compile poolext's Python layer: torch.jit.script of a model scripts
+    each poolext layer's torch.nn twin, with the same settings."""
+    model = poolext.convert(DynNet()).eval()
+    scripted = torch.jit.script(model)
+    x = torch.randn(2, 3, 24, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x))
+    assert "aten::max_pool2d" in str(scripted.max.graph) or "max_pool2d" in scripted.max.code
+
+
+def test_fx_symbolic_trace_keeps_poolext_calls_as_leaves():
+    model = poolext.convert(Net())
+    gm = torch.fx.symbolic_trace(model)
+    called = {getattr(n.target, "__name__", "") for n in gm.graph.nodes
+              if n.op == "call_function"}
+    assert {"max_pool2d", "avg_pool2d", "lp_pool2d", "fractional_max_pool2d",
+            "adaptive_avg_pool2d", "adaptive_max_pool2d"} <= called
+    x = torch.randn(2, 3, 20, 18)
+    _check_exported(model, gm, x)
