@@ -202,3 +202,75 @@ def test_fx_symbolic_trace_keeps_poolext_calls_as_leaves():
             "adaptive_avg_pool2d", "adaptive_max_pool2d"} <= called
     x = torch.randn(2, 3, 20, 18)
     _check_exported(model, gm, x)
+
+
+# -- every op, one transform at a time -------------------------------------------------------
+
+from test_transforms import IDS, OPS, _fns, _input  # noqa: E402
+
+
+class _Wrap(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def _fx_friendly(case, x):
+    """The case's call with its sizes fixed from x beforehand: symbolic_trace runs the
+    Python around poolext's calls on Proxies, which have no sizes."""
+    name, rank, kw = case
+    ours, _ = _fns(case)
+    if name.startswith("max_unpool"):
+        pool = getattr(poolext.functional, f"max_pool{rank}d")
+        unpool = getattr(poolext.functional, name)
+        size = tuple(x.shape[-rank:])
+        def run(t):
+            y = pool(t, 2, 2, return_indices=True)
+            return unpool(y[0], y[1], 2, 2, output_size=size)
+        return run
+    if name.startswith("fractional"):
+        from test_transforms import SAMPLES
+        samples = SAMPLES[rank][:x.shape[0], :x.shape[1]]
+        fn = getattr(poolext.functional, name)
+        return lambda t: fn(t, _random_samples=samples, **kw)
+    return ours
+
+
+def _grads(f, x):
+    x = x.detach().clone().requires_grad_()
+    y = f(x)
+    (g,) = torch.autograd.grad(y.square().sum(), x)
+    return y.detach(), g
+
+
+def _same_as_eager(f, transformed, x):
+    (y1, g1), (y2, g2) = _grads(f, x), _grads(transformed, x)
+    torch.testing.assert_close(y2, y1)
+    torch.testing.assert_close(g2, g1)
+
+
+@pytest.mark.parametrize("case", OPS, ids=IDS)
+def test_every_op_under_trace_fx_and_export(case):
+    """Each op (the unpooling ones after their max pooling) under torch.jit.trace,
+    torch.fx.symbolic_trace and torch.export, forward and backward, against eager; with
+    dynamic batch and spatial sizes for the ops whose shapes allow it."""
+    ours, _ = _fns(case)
+    x = _input(case[1]).detach()
+    m = _Wrap(ours)
+    _same_as_eager(ours, torch.jit.trace(m, (x,)), x)
+    _same_as_eager(ours, torch.fx.symbolic_trace(_Wrap(_fx_friendly(case, x))), x)
+    _same_as_eager(ours, torch.export.export(m, (x,)).module(), x)
+    name = case[0]
+    if name.startswith(("adaptive_max", "fractional", "max_unpool")):
+        return  # argmax width, output_size or index range fixed by the example's sizes
+    rank = case[1]
+    dims = {0: torch.export.Dim("N", min=1, max=8)}
+    dims.update({x.dim() - rank + a: torch.export.Dim(f"L{a}", min=4, max=64)
+                 for a in range(rank)})
+    ep = torch.export.export(m, (x,), dynamic_shapes=(dims,))
+    bigger = _input(rank, batch=3)
+    bigger = torch.nn.functional.pad(bigger, (0, 3) * rank).detach() + 0.5
+    _same_as_eager(ours, ep.module(), bigger)
