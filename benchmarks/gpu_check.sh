@@ -95,7 +95,8 @@ if (( BUILD_OK == 0 )); then
   # ---- CUDA tests
   step "tests (cuda)" "$(left 150)" "$OUT_DIR/tests.log" \
     env POOLEXT_EXPECT_CUDA=1 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_cuda_build.py \
-    tests/test_unpool.py tests/test_autocast.py \
+    tests/test_unpool.py tests/test_autocast.py tests/test_lp_pool.py::test_cuda_matches_cpu \
+    tests/test_fractional.py::test_cuda_matches_cpu \
     --junitxml="$OUT_DIR/tests.xml"
   TESTS=$(grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed)" "$OUT_DIR/tests.log" | tail -1)
   TESTS="${TESTS:-no pytest summary line (timed out?), see tests.log}"

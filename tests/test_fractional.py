@@ -558,3 +558,33 @@ def test_torch_compile_fullgraph():
     ya.sum().backward()
     yb.sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(rank, dtype):
+    """Same samples, same windows (float and double compute them alike on both devices):
+    values, indices and gradients equal to the CPU's bit for bit, in both layouts."""
+    assert poolext.cuda_kernels_built()
+    fn = getattr(PF, f"fractional_max_pool{rank}d")
+    g = torch.Generator().manual_seed(rank)
+    for trial in range(6):
+        shape = (2, 3) + tuple(int(v) for v in torch.randint(5, 12, (rank,), generator=g))
+        x = torch.randint(-3, 4, shape, generator=g).to(dtype)  # ties
+        x.view(-1)[::7] = float("nan") if trial % 2 else float("inf")
+        if trial % 3 == 2:
+            x = x.contiguous(memory_format=torch.channels_last if rank == 2
+                             else torch.channels_last_3d)
+        s = torch.rand(2, 3, rank, dtype=dtype, generator=g)
+        k = (2,) * rank
+        out = tuple(max(1, L // 2) for L in shape[-rank:])
+        xc, xg = x.clone().requires_grad_(), x.cuda().requires_grad_()
+        yc, ic = fn(xc, k, output_size=out, return_indices=True, _random_samples=s)
+        yg, ig = fn(xg, k, output_size=out, return_indices=True, _random_samples=s.cuda())
+        assert torch.equal(ic, ig.cpu())
+        torch.testing.assert_close(yg.cpu(), yc, rtol=0, atol=0, equal_nan=True)
+        go = torch.randn(yc.shape, dtype=dtype, generator=g)
+        yc.backward(go)
+        yg.backward(go.cuda())
+        torch.testing.assert_close(xg.grad.cpu(), xc.grad, rtol=0, atol=0)
