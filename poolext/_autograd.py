@@ -17,7 +17,7 @@ non-differentiable output, so that setup_context can save it.
 import torch
 
 from . import _args
-from ._transforms import call, function, pick, transforms_active
+from ._transforms import call, function, linear_pair, pick, transforms_active
 
 ops = torch.ops.poolext
 _NONE8 = (None,) * 8
@@ -62,60 +62,13 @@ class MaxPool(torch.autograd.Function):
         return pick(MaxPoolGather).apply(x_t, argmax, *ctx.geom), None, None
 
 
-@function(tensors=(0, 1), shapes=(2,), cl=8, rank=_rank_k(3))
-class MaxPoolBackward(torch.autograd.Function):
-    """grad_input from grad_output: linear in grad_output."""
-
-    @staticmethod
-    def forward(grad_output, argmax, input_size, kernel_size, stride, padding, dilation,
-                ceil_mode, channels_last):
-        return ops.max_pool_backward(grad_output, argmax, input_size, kernel_size, stride, padding,
-                                     dilation, ceil_mode, channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        argmax = inputs[1]
-        ctx.save_for_backward(argmax)
-        ctx.save_for_forward(argmax)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_grad_input):
-        (argmax,) = ctx.saved_tensors
-        return (pick(MaxPoolGather).apply(grad_grad_input, argmax, *ctx.geom),) + _NONE8
-
-    @staticmethod
-    def _tangent(ctx, grad_output_t, *_):
-        (argmax,) = ctx.saved_tensors
-        return pick(MaxPoolBackward).apply(grad_output_t, argmax, *ctx.geom)
-
-
-@function(tensors=(0, 1), shapes=(2,), cl=8, rank=_rank_k(3))
-class MaxPoolGather(torch.autograd.Function):
-    """out[o] = source[winner of window o]: the adjoint of MaxPoolBackward."""
-
-    @staticmethod
-    def forward(source, argmax, input_size, kernel_size, stride, padding, dilation, ceil_mode,
-                channels_last):
-        return ops.max_pool_gather(source, argmax, kernel_size, stride, padding, dilation,
-                                   ceil_mode, channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        argmax = inputs[1]
-        ctx.save_for_backward(argmax)
-        ctx.save_for_forward(argmax)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (argmax,) = ctx.saved_tensors
-        return (pick(MaxPoolBackward).apply(grad_out, argmax, *ctx.geom),) + _NONE8
-
-    @staticmethod
-    def _tangent(ctx, source_t, *_):
-        (argmax,) = ctx.saved_tensors
-        return pick(MaxPoolGather).apply(source_t, argmax, *ctx.geom)
+# grad_input from grad_output at the argmax, and out[o] = source[winner of window o]:
+# (x, argmax, input_size, kernel_size, stride, padding, dilation, ceil_mode, channels_last).
+MaxPoolBackward, MaxPoolGather = linear_pair(
+    ("MaxPoolBackward", "MaxPoolGather"),
+    (ops.max_pool_backward,
+     lambda source, argmax, input_size, *geom: ops.max_pool_gather(source, argmax, *geom)),
+    saved=(1,), tensors=(0, 1), shapes=(2,), cl=8, rank=_rank_k(3))
 
 
 @function(tensors=(0,), cl=7, rank=_rank_k(1))
@@ -198,59 +151,13 @@ class AdaptiveMaxPool(torch.autograd.Function):
         return pick(AdaptiveMaxPoolGather).apply(x_t, argmax, *ctx.geom), None, None
 
 
-@function(tensors=(0, 1), shapes=(2,), cl=4, rank=_rank_k(3))
-class AdaptiveMaxPoolBackward(torch.autograd.Function):
-    """grad_input from grad_output; its adjoint is the gather at the argmax."""
-
-    @staticmethod
-    def forward(grad_output, argmax, input_size, output_size, channels_last):
-        return ops.adaptive_max_pool_backward(grad_output, argmax, input_size, output_size,
-                                              channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        argmax = inputs[1]
-        ctx.save_for_backward(argmax)
-        ctx.save_for_forward(argmax)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_grad_input):
-        (argmax,) = ctx.saved_tensors
-        return (pick(AdaptiveMaxPoolGather).apply(grad_grad_input, argmax, *ctx.geom),
-                None, None, None, None)
-
-    @staticmethod
-    def _tangent(ctx, grad_output_t, *_):
-        (argmax,) = ctx.saved_tensors
-        return pick(AdaptiveMaxPoolBackward).apply(grad_output_t, argmax, *ctx.geom)
-
-
-@function(tensors=(0, 1), shapes=(2,), cl=4, rank=_rank_k(3))
-class AdaptiveMaxPoolGather(torch.autograd.Function):
-    """out[o] = source[winner of window o]: the adjoint of AdaptiveMaxPoolBackward."""
-
-    @staticmethod
-    def forward(source, argmax, input_size, output_size, channels_last):
-        return ops.adaptive_max_pool_gather(source, argmax, output_size, channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        argmax = inputs[1]
-        ctx.save_for_backward(argmax)
-        ctx.save_for_forward(argmax)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (argmax,) = ctx.saved_tensors
-        return (pick(AdaptiveMaxPoolBackward).apply(grad_out, argmax, *ctx.geom),
-                None, None, None, None)
-
-    @staticmethod
-    def _tangent(ctx, source_t, *_):
-        (argmax,) = ctx.saved_tensors
-        return pick(AdaptiveMaxPoolGather).apply(source_t, argmax, *ctx.geom)
+# (x, argmax, input_size, output_size, channels_last)
+AdaptiveMaxPoolBackward, AdaptiveMaxPoolGather = linear_pair(
+    ("AdaptiveMaxPoolBackward", "AdaptiveMaxPoolGather"),
+    (ops.adaptive_max_pool_backward,
+     lambda source, argmax, input_size, output_size, channels_last:
+     ops.adaptive_max_pool_gather(source, argmax, output_size, channels_last)),
+    saved=(1,), tensors=(0, 1), shapes=(2,), cl=4, rank=_rank_k(3))
 
 
 @function(tensors=(0,), cl=2, rank=_rank_k(1))

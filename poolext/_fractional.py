@@ -29,7 +29,7 @@ from torch.nn.modules.utils import _pair, _triple
 
 from . import _args
 from ._autocast import cast_input
-from ._transforms import function, pick, transforms_active, use_function
+from ._transforms import function, linear_pair, pick, transforms_active, use_function
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d"]
 
@@ -66,12 +66,11 @@ class FractionalMaxPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output, _grad_indices, _grad_argmax):
         argmax, samples = ctx.saved_tensors
-        input_size, kernel_size, _ = ctx.geom
         # torch's input gradient is contiguous whatever the input's layout
         if torch.is_grad_enabled() or transforms_active():  # the backward is differentiated
-            grad = pick(FractionalMaxPoolBackward).apply(grad_output, argmax, samples,
-                                                         input_size, kernel_size)
+            grad = pick(FractionalMaxPoolBackward).apply(grad_output, argmax, samples, *ctx.geom)
         else:
+            input_size, kernel_size, _ = ctx.geom
             grad = ops.fractional_max_pool_backward(grad_output, argmax, samples, input_size,
                                                     kernel_size, False)
         return grad, None, None, None, None, None
@@ -82,62 +81,18 @@ class FractionalMaxPool(torch.autograd.Function):
         return pick(FractionalMaxPoolGather).apply(x_t, argmax, samples, *ctx.geom), None, None
 
 
-@function(tensors=(0, 1), samples=2, shapes=(3,), rank=_rank(4))
-class FractionalMaxPoolBackward(torch.autograd.Function):
-    """grad_input from grad_output; its adjoint is the gather at the argmax."""
-
-    @staticmethod
-    def forward(grad_output, argmax, samples, input_size, kernel_size):
-        return ops.fractional_max_pool_backward(grad_output, argmax, samples, input_size,
-                                                kernel_size, False)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_output, argmax, samples, input_size, kernel_size = inputs
-        ctx.save_for_backward(argmax, samples)
-        ctx.save_for_forward(argmax, samples)
-        ctx.geom = (input_size, kernel_size, list(grad_output.shape[-len(kernel_size):]))
-
-    @staticmethod
-    def backward(ctx, grad_grad_input):
-        argmax, samples = ctx.saved_tensors
-        return (pick(FractionalMaxPoolGather).apply(grad_grad_input, argmax, samples, *ctx.geom),
-                None, None, None, None)
-
-    @staticmethod
-    def _tangent(ctx, grad_output_t, *_):
-        argmax, samples = ctx.saved_tensors
-        return pick(FractionalMaxPoolBackward).apply(grad_output_t, argmax, samples,
-                                                     *ctx.geom[:2])
-
-
-@function(tensors=(0, 1), samples=2, shapes=(3,), rank=_rank(4))
-class FractionalMaxPoolGather(torch.autograd.Function):
-    """out[o] = source[winner of window o]: the adjoint of FractionalMaxPoolBackward."""
-
-    @staticmethod
-    def forward(source, argmax, samples, input_size, kernel_size, output_size):
-        cl = _args.is_channels_last(source, len(kernel_size))
-        return ops.fractional_max_pool_gather(source, argmax, samples, kernel_size, output_size,
-                                              cl)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        argmax, samples = inputs[1], inputs[2]
-        ctx.save_for_backward(argmax, samples)
-        ctx.save_for_forward(argmax, samples)
-        ctx.geom = tuple(inputs[3:])
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        argmax, samples = ctx.saved_tensors
-        return (pick(FractionalMaxPoolBackward).apply(grad_out, argmax, samples, *ctx.geom[:2]),
-                None, None, None, None, None)
-
-    @staticmethod
-    def _tangent(ctx, source_t, *_):
-        argmax, samples = ctx.saved_tensors
-        return pick(FractionalMaxPoolGather).apply(source_t, argmax, samples, *ctx.geom)
+# grad_input from grad_output at the argmax (the input gradient contiguous, as torch's), and
+# out[o] = source[winner of window o]:
+# (x, argmax, samples, input_size, kernel_size, output_size).
+FractionalMaxPoolBackward, FractionalMaxPoolGather = linear_pair(
+    ("FractionalMaxPoolBackward", "FractionalMaxPoolGather"),
+    (lambda grad_output, argmax, samples, input_size, kernel_size, output_size:
+     ops.fractional_max_pool_backward(grad_output, argmax, samples, input_size, kernel_size,
+                                      False),
+     lambda source, argmax, samples, input_size, kernel_size, output_size:
+     ops.fractional_max_pool_gather(source, argmax, samples, kernel_size, output_size,
+                                    _args.is_channels_last(source, len(kernel_size)))),
+    saved=(1, 2), tensors=(0, 1), samples=2, shapes=(3,), rank=_rank(4))
 
 
 # -- fake kernels ----------------------------------------------------------------------------

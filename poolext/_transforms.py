@@ -130,3 +130,48 @@ def function(tensors, shapes=(), cl=None, rank=None, samples=None):
         return cls
 
     return deco
+
+
+def linear_pair(names, ops, saved, **vmap_rule):
+    """Two Functions, each linear in its first argument and the other's adjoint: the backward
+    of one is the other applied to the incoming gradient, the tangent of one is itself applied
+    to the tangent.  ops: the two ops, each taking (x, *rest) with the same rest; saved: the
+    positions in (x, *rest) of the tensors among rest (argmax, indices, samples), kept through
+    ctx rather than on it.  vmap_rule: as for `function`, for both."""
+    classes = []
+
+    def make(k):
+        op = ops[k]
+
+        def forward(*args):
+            return op(*args)
+
+        def setup_context(ctx, inputs, output):
+            tensors = [inputs[i] for i in saved]
+            ctx.save_for_backward(*tensors)
+            ctx.save_for_forward(*tensors)
+            ctx.rest = [None if i + 1 in saved else a for i, a in enumerate(inputs[1:])]
+
+        def rest_of(ctx):
+            rest = list(ctx.rest)
+            for i, t in zip(saved, ctx.saved_tensors):
+                rest[i - 1] = t
+            return rest
+
+        def backward(ctx, grad):
+            rest = rest_of(ctx)
+            return (call(classes[1 - k], ops[1 - k], grad, *rest),) + (None,) * len(rest)
+
+        def _tangent(ctx, tangent, *_):
+            return pick(classes[k]).apply(tangent, *rest_of(ctx))
+
+        cls = type(names[k], (torch.autograd.Function,), {
+            "__doc__": f"{names[k]}: linear in its first argument; its adjoint is "
+                       f"{names[1 - k]}.",
+            "__module__": __name__, "forward": staticmethod(forward),
+            "setup_context": staticmethod(setup_context), "backward": staticmethod(backward),
+            "_tangent": staticmethod(_tangent)})
+        return function(**vmap_rule)(cls)
+
+    classes.extend(make(k) for k in (0, 1))
+    return tuple(classes)

@@ -21,7 +21,7 @@ import torch
 
 from . import _args
 from ._autocast import cast_input
-from ._transforms import call, function, pick, use_function
+from ._transforms import linear_pair, pick, use_function
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
@@ -208,58 +208,11 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
                        output_size)
 
 
-@function(tensors=(0, 1), cl=3, rank=lambda args: len(args[2]))
-class MaxUnpool(torch.autograd.Function):
-    """Scatter at the indices; saves only the indices (which the caller holds anyway).
-    Linear in x, so its tangent is the scatter of x's tangent."""
-
-    @staticmethod
-    def forward(x, indices, output_size, channels_last):
-        return _ops.max_unpool(x, indices, output_size, channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        indices = inputs[1]
-        ctx.save_for_backward(indices)
-        ctx.save_for_forward(indices)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (indices,) = ctx.saved_tensors
-        return (call(MaxUnpoolBackward, _ops.max_unpool_backward, grad_output, indices,
-                     *ctx.geom), None, None, None)
-
-    @staticmethod
-    def _tangent(ctx, x_t, *_):
-        (indices,) = ctx.saved_tensors
-        return pick(MaxUnpool).apply(x_t, indices, *ctx.geom)
-
-
-@function(tensors=(0, 1), cl=3, rank=lambda args: len(args[2]))
-class MaxUnpoolBackward(torch.autograd.Function):
-    """The gather at the indices; its adjoint is the scatter."""
-
-    @staticmethod
-    def forward(grad_output, indices, output_size, channels_last):
-        return _ops.max_unpool_backward(grad_output, indices, output_size, channels_last)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        indices = inputs[1]
-        ctx.save_for_backward(indices)
-        ctx.save_for_forward(indices)
-        ctx.geom = inputs[2:]
-
-    @staticmethod
-    def backward(ctx, grad_grad_input):
-        (indices,) = ctx.saved_tensors
-        return pick(MaxUnpool).apply(grad_grad_input, indices, *ctx.geom), None, None, None
-
-    @staticmethod
-    def _tangent(ctx, grad_output_t, *_):
-        (indices,) = ctx.saved_tensors
-        return pick(MaxUnpoolBackward).apply(grad_output_t, indices, *ctx.geom)
+# The scatter at the indices (saving only the indices, which the caller holds anyway) and
+# the gather at them: (x, indices, output_size, channels_last).
+MaxUnpool, MaxUnpoolBackward = linear_pair(
+    ("MaxUnpool", "MaxUnpoolBackward"), (_ops.max_unpool, _ops.max_unpool_backward),
+    saved=(1,), tensors=(0, 1), cl=3, rank=lambda args: len(args[2]))
 
 
 def _out_shape(sizes, output_size):
