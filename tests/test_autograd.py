@@ -156,8 +156,8 @@ def _op_samples():
         (ops.max_pool_gather.default, (torch.randn_like(x), am, k, s, p, d, True, False)),
         (ops.avg_pool.default, (x, k, s, p, True, False, None, False)),
         (ops.avg_pool.default, (xc, k, s, p, False, True, 3, True)),
-        (ops.avg_pool.default, (x.unsqueeze(2), [2, 3, 2], [1, 2, 2], [1, 1, 0], False, True,
-                                None, False)),
+        (ops.avg_pool.default, (x.unsqueeze(2).expand(2, 3, 2, 9, 8), [2, 3, 2], [1, 2, 2],
+                                [1, 1, 0], False, True, None, False)),
         (ops.avg_pool_backward.default, (torch.randn_like(a), list(x.shape), k, s, p, True, False,
                                          None, False)),
     ]

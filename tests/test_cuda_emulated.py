@@ -48,7 +48,9 @@ def raw_problem(rng, kind, rank, dtype):
         d = _args.expand(op, "dilation", kw.get("dilation", 1), rank)
         try:
             _args.check_values(op, k, s, p, d)
-            _args.out_shape(op, x.shape, k, s, p, d, kw["ceil_mode"])
+            # (torch's avg_pool3d, and so the op, refuses inputs smaller than the kernel)
+            _args.out_shape(op, x.shape, k, s, p, d, kw["ceil_mode"],
+                            min_size=kind == "avg" and rank == 3)
         except RuntimeError:
             continue
         cl = _args.is_channels_last(x, rank)

@@ -679,3 +679,44 @@ def test_direct_op_garbage_argmax_does_not_crash():
     first = torch.zeros_like(argmax)
     gi = ops.max_pool_backward(torch.ones_like(out), first, list(X2), k, s, p, d, False, False)
     assert torch.isfinite(gi).all()
+
+
+def _direct_op_call(op, x, args, kwargs):
+    """The call of poolext's op underneath `op` (max_pool or avg_pool of any rank) with the
+    arguments normalised as the functions normalise them."""
+    import inspect
+
+    rank = int(op[-2])
+    bound = inspect.signature(getattr(PF, op)).bind(x, *args, **kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+
+    def tup(v):
+        return list(v) * (rank if len(v) == 1 else 1) if isinstance(v, (tuple, list)) \
+            else [v] * rank
+
+    k = tup(a["kernel_size"])
+    s = tup(a["stride"]) if a["stride"] not in (None, [], ()) else k
+    p = tup(a["padding"])
+    if op.startswith("max"):
+        return ops.max_pool(x, k, s, p, tup(a["dilation"]), a["ceil_mode"], False, False, False)
+    return ops.avg_pool(x, k, s, p, a["ceil_mode"], a["count_include_pad"],
+                        a.get("divisor_override"), False)
+
+
+@pytest.mark.parametrize("op, shape, dtype, _grad, args, kwargs, must, cls", WORD_ROWS)
+def test_direct_op_refusals_have_torchs_words(op, shape, dtype, _grad, args, kwargs, must, cls):
+    """torch.ops.poolext.max_pool / avg_pool, called directly, refuse with torch's sentence
+    (that of max_pool*d's indices path, which checks 1d as 2d) and poolext's detail after it."""
+    if not op.startswith(("max_pool", "avg_pool")):
+        pytest.skip("not a fixed-window op")
+    x = make_input(shape, dtype, False)
+    kw = dict(kwargs, return_indices=True) if op.startswith("max") else kwargs
+    with pytest.raises(Exception) as t_info:
+        _call(TF, op, x, args, kw)
+    words = _first_line(t_info.value)
+    if words == "integer out of range" or words.startswith("max_pool1d()"):
+        pytest.skip("torch's words of another path")
+    with pytest.raises(RuntimeError) as p_info:
+        _direct_op_call(op, x, args, kwargs)
+    assert str(p_info.value).startswith(words), (words, str(p_info.value))
