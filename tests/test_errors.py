@@ -720,3 +720,36 @@ def test_direct_op_refusals_have_torchs_words(op, shape, dtype, _grad, args, kwa
     with pytest.raises(RuntimeError) as p_info:
         _direct_op_call(op, x, args, kwargs)
     assert str(p_info.value).startswith(words), (words, str(p_info.value))
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("what", ["empty-channels", "empty-spatial", "integer"])
+def test_direct_adaptive_op_refusals_have_torchs_words(kind, rank, what):
+    """torch.ops.poolext.adaptive_*_pool, called directly, refuse empty non-batch dims and
+    integer inputs with the sentence of torch's adaptive_*_pool{rank}d."""
+    shape = [2, 3] + [5] * rank
+    if what == "empty-channels":
+        shape[1] = 0
+    elif what == "empty-spatial":
+        shape[-1] = 0
+    dtype = torch.int64 if what == "integer" else torch.float32
+    x = torch.zeros(shape, dtype=dtype)
+    out = [2] * rank
+    theirs = getattr(TF, f"adaptive_{kind}_pool{rank}d")
+    try:
+        theirs(x, out)
+    except (RuntimeError, NotImplementedError) as e:
+        words = _first_line(e)
+    else:
+        words = None  # torch takes it (adaptive avg 1d/2d with no channels)
+    if kind == "max":
+        call = lambda: ops.adaptive_max_pool(x, out, False, False, False)  # noqa: E731
+    else:
+        call = lambda: ops.adaptive_avg_pool(x, out, False)  # noqa: E731
+    if words is None:
+        call()
+        return
+    with pytest.raises((RuntimeError, NotImplementedError)) as p_info:
+        call()
+    assert str(p_info.value).startswith(words), (words, str(p_info.value))

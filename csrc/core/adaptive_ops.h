@@ -44,9 +44,23 @@ inline AdaptiveProblem make_adaptive_problem(const char* op, c10::IntArrayRef si
   TORCH_CHECK(ndim == r + 1 || ndim == r + 2, op, ": expected a ", num(r + 1),
               "D (unbatched) or ", num(r + 2), "D (batched) input, got input of shape ",
               list_str(sizes));
-  for (int64_t i = ndim - r; i < ndim; ++i) {
-    TORCH_CHECK(sizes[i] > 0, op, ": the spatial dims of the input must be non-zero, got input of shape ",
-                list_str(sizes));
+  // torch's rule and words: every dim but the first non-zero, except that adaptive avg
+  // pooling in 1d/2d only needs the spatial dims (1d is checked as 2d, over an unsqueezed view)
+  const bool is_max = std::string(op).find("max") != std::string::npos;
+  for (int64_t i = (!is_max && r < 3) ? ndim - r : 1; i < ndim; ++i) {
+    if (sizes[i] > 0) continue;
+    std::vector<int64_t> shape(sizes.begin(), sizes.end());
+    int64_t dim = i;
+    std::string name = std::string("adaptive_") + (is_max ? "max" : "avg") + "_pool" + num(r) + "d";
+    if (!is_max && r == 1) {
+      shape.insert(shape.end() - 1, 1);
+      name = "adaptive_avg_pool2d";
+      dim = i + 1;
+    }
+    TORCH_CHECK(false, name, "(): Expected input to have non-zero size for non-batch dimensions, "
+                "but input has sizes ", bracket_str(shape), " with dimension ", num(dim),
+                " being empty (", op, ": the non-batch dims of the input must be non-zero, got "
+                "input of shape ", list_str(sizes), ")");
   }
   TORCH_CHECK(!channels_last || (r == 2 && ndim == 4), op,
               ": channels_last needs a batched 2d input");
@@ -80,9 +94,17 @@ inline at::ScalarType adaptive_argmax_dtype(const char* op, const AdaptiveProble
   return argmax_dtype(window);
 }
 
-inline void check_floating(const char* op, const at::Tensor& t) {
-  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(t.scalar_type()), op, ": input dtype ",
-                              t.scalar_type(), " is not supported (floating point types only)");
+// torch's words when no adaptive kernel takes the dtype: "adaptive_max_pool2d" not
+// implemented for 'Long' (1d runs as 2d; the 3d kernels carry the device).
+inline void check_floating(const char* op, const at::Tensor& t, int64_t r) {
+  if (at::isFloatingType(t.scalar_type())) return;
+  const bool is_max = std::string(op).find("max") != std::string::npos;
+  std::string kernel = std::string("adaptive_") + (is_max ? "max" : "avg") + "_pool" +
+                       (r < 3 ? "2d" : std::string("3d_") + (t.is_cuda() ? "cuda" : "cpu"));
+  TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", kernel, "\" not implemented for '",
+                              c10::toString(t.scalar_type()), "' (", op, ": input dtype ",
+                              c10::toString(t.scalar_type()),
+                              " is not supported (floating point types only))");
 }
 
 template <typename Runner>
@@ -91,7 +113,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adaptive_max_pool_impl(
     bool with_argmax, bool with_indices) {
   const char* op = "poolext.adaptive_max_pool";
   const AdaptiveProblem pb = make_adaptive_problem(op, self.sizes(), output_size, channels_last);
-  check_floating(op, self);
+  check_floating(op, self, static_cast<int64_t>(output_size.size()));
   const auto mf = pb.memory_format();
   const at::Tensor x = self.contiguous(mf);
   at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
@@ -174,7 +196,7 @@ at::Tensor adaptive_max_pool_gather_impl(const Runner& run, const at::Tensor& so
                                          bool channels_last) {
   const char* op = "poolext.adaptive_max_pool_gather";
   const AdaptiveProblem pb = make_adaptive_problem(op, source.sizes(), output_size, channels_last);
-  check_floating(op, source);
+  check_floating(op, source, static_cast<int64_t>(output_size.size()));
   check_adaptive_argmax(op, pb, argmax);
   const auto mf = pb.memory_format();
   at::Tensor out = new_output(pb.out_shape, source.options().memory_format(mf));
@@ -201,7 +223,7 @@ at::Tensor adaptive_avg_pool_impl(const Runner& run, const at::Tensor& self,
                                   c10::IntArrayRef output_size, bool channels_last) {
   const char* op = "poolext.adaptive_avg_pool";
   const AdaptiveProblem pb = make_adaptive_problem(op, self.sizes(), output_size, channels_last);
-  check_floating(op, self);
+  check_floating(op, self, static_cast<int64_t>(output_size.size()));
   const auto mf = pb.memory_format();
   at::Tensor out = new_output(pb.out_shape, self.options().memory_format(mf));
   if (pb.out_numel() == 0) return out;
