@@ -277,3 +277,31 @@ def test_every_op_under_trace_fx_and_export(case):
     bigger = _input(rank, batch=3)
     bigger = torch.nn.functional.pad(bigger, (0, 3) * rank).detach() + 0.5
     _same_as_eager(ours, ep.module(), bigger)
+
+
+def test_jit_script_of_every_layer_type():
+    """Every poolext layer scripts (as its torch.nn twin) and computes what the layer does."""
+    import test_convert
+
+    for name in test_convert.POOLING_NAMES:
+        args, kwargs, shape = test_convert.LAYERS[name]
+        layer = getattr(poolext, name)(*args, **kwargs).eval()
+        try:
+            torch.jit.script(getattr(nn, name)(*args, **kwargs))
+        except Exception as e:  # torch's own layer does not script with these settings
+            with pytest.raises(type(e)):
+                torch.jit.script(layer)
+            continue
+        scripted = torch.jit.script(layer)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            if name.startswith("MaxUnpool"):
+                rank = int(name[-2])
+                y, idx = getattr(torch.nn.functional, f"max_pool{rank}d")(x, 2, 2,
+                                                                       return_indices=True)
+                want, got = layer(y, idx), scripted(y, idx)
+            else:
+                want, got = layer(x), scripted(x)
+        for a, b in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            torch.testing.assert_close(a, b, msg=name)
