@@ -63,12 +63,13 @@ struct Unpool {
     return s + "]";
   }
 
+  // As torch prints it: "HxW" or "TxHxW"; 1d as torch unpools it, as 2d (L x 1).
   std::string out_size_str() const {
     std::string s;
     for (size_t i = 0; i < out_spatial.size(); ++i) {
       s += (i ? "x" : "") + std::to_string(out_spatial[i]);
     }
-    return s;
+    return out_spatial.size() == 1 ? s + "x1" : s;
   }
 };
 
@@ -188,9 +189,10 @@ inline UnpoolBackward unpool_backward_setup(const char* op, const at::Tensor& gr
 // The error for logical input element pos, whose index `value` is outside
 // [0, out_plane).
 [[noreturn]] inline void bad_index(const char* op, const Unpool& u, int64_t pos, int64_t value) {
-  TORCH_CHECK(false, op, ": Found an invalid max index: ", num(value), " at indices",
-              u.in_position(pos), " (output volumes are of size ", u.out_size_str(),
-              ", so an index must be in [0, ", num(u.out_plane), "))");
+  // torch's sentence first, poolext's detail after it
+  TORCH_CHECK(false, "Found an invalid max index: ", num(value), " (output volumes are of size ",
+              u.out_size_str(), ") (", op, ": at indices", u.in_position(pos),
+              "; an index must be in [0, ", num(u.out_plane), "))");
 }
 
 }  // namespace poolext
