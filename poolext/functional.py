@@ -82,7 +82,7 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
         # torch's CPU max_pool3d lays out the output of an unbatched input stored channels
         # last (C innermost, dense) as that of its batch of one (channels_last_3d), while
         # the input gradient stays contiguous.
-        x = _ContiguousGrad.apply(input) if training else input
+        x = pick(_ContiguousGrad).apply(input) if training else input
         input, cl, unbatched_3d = x.unsqueeze(0), True, True
     elif training or return_indices:  # torch's plain 1d inference path keeps no layout
         input, rank, (k, s, p, d), cl, lifted = _lift_1d(input, rank, (k, s, p, d))
@@ -102,15 +102,33 @@ def _max_pool(op, rank, input, kernel_size, stride, padding, dilation, ceil_mode
 
 
 class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward hands on a contiguous gradient."""
+    """Identity whose backward hands on a contiguous gradient (its tangent: the tangent)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(x):
         return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, grad):
         return grad.contiguous()
+
+
+class _ContiguousGradWithJvp(_ContiguousGrad):
+    __doc__ = _ContiguousGrad.__doc__
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        return tangent.view_as(tangent)  # a view, as the forward's output is
+
+
+_ContiguousGrad.twin = _ContiguousGradWithJvp
+_ContiguousGradWithJvp.twin = _ContiguousGradWithJvp
 
 
 def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_include_pad,

@@ -176,3 +176,20 @@ def test_compile_still_traces_the_plain_functions():
     (g1,) = torch.autograd.grad(y, x)
     (g2,) = torch.autograd.grad(f(x), x)
     torch.testing.assert_close(g1, g2)
+
+
+def test_forward_mode_of_unbatched_channels_last_max_pool3d():
+    """The CPU path that pools an unbatched 4-D channels-last input as its batch of one (and
+    hands back a contiguous input gradient) carries tangents too."""
+    x = torch.rand(1, 3, 6, 5, 4, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last_3d)[0]
+    assert not x.is_contiguous()
+    t = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(2))
+    _same(jvp(lambda s: PF.max_pool3d(s, 2), (x,), (t,))[1],
+          jvp(lambda s: TF.max_pool3d(s, 2), (x,), (t,))[1])
+    with fwad.dual_level():
+        a = fwad.unpack_dual(PF.max_pool3d(fwad.make_dual(x, t), 2)).tangent
+        b = fwad.unpack_dual(TF.max_pool3d(fwad.make_dual(x, t), 2)).tangent
+    _same(a, b)
+    assert torch.autograd.gradcheck(lambda s: PF.max_pool3d(s, 2),
+                                    (x.clone().requires_grad_(),), check_forward_ad=True)
