@@ -67,6 +67,10 @@ def worker(rank, init_file, out_dir):
         train(ddp, xs, ys, rank, WORLD)
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
                    os.path.join(out_dir, f"rank{rank}.pt"))
+        # both ranks done before either tears gloo down: one rank destroying the group while
+        # the other is still in it once aborted a worker in gloo ("terminate called without
+        # an active exception"), under a loaded machine
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
