@@ -121,15 +121,21 @@ def function(tensors, shapes=(), cl=None, rank=None, samples=None):
             return staticmethod(vmap)
 
         cls.vmap = make_vmap(cls)
-        twin = type(cls.__name__ + "WithJvp", (cls,), {
-            "jvp": staticmethod(cls._tangent), "__doc__": cls.__doc__,
-            "__module__": cls.__module__})
+        twin = jvp_twin(cls)
         twin.vmap = make_vmap(twin)
-        twin.twin = twin
-        cls.twin = twin
         return cls
 
     return deco
+
+
+def jvp_twin(cls):
+    """Gives cls (a Function with a `_tangent` staticmethod) its twin subclass whose jvp is
+    that tangent, as `pick` finds it (cls.twin); returns the twin."""
+    twin = type(cls.__name__ + "WithJvp", (cls,), {
+        "jvp": staticmethod(cls._tangent), "__doc__": cls.__doc__,
+        "__module__": cls.__module__})
+    cls.twin = twin.twin = twin
+    return twin
 
 
 def linear_pair(names, ops, saved, **vmap_rule):

@@ -8,7 +8,7 @@ import torch.fx
 from . import _args
 from ._autocast import cast_input
 from ._autograd import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
-from ._transforms import pick, use_function, wrapped
+from ._transforms import jvp_twin, pick, use_function, wrapped
 from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d
 from ._fractional import fractional_max_pool2d, fractional_max_pool3d
 
@@ -118,17 +118,12 @@ class _ContiguousGrad(torch.autograd.Function):
     def backward(ctx, grad):
         return grad.contiguous()
 
-
-class _ContiguousGradWithJvp(_ContiguousGrad):
-    __doc__ = _ContiguousGrad.__doc__
-
     @staticmethod
-    def jvp(ctx, tangent):
+    def _tangent(ctx, tangent):
         return tangent.view_as(tangent)  # a view, as the forward's output is
 
 
-_ContiguousGrad.twin = _ContiguousGradWithJvp
-_ContiguousGradWithJvp.twin = _ContiguousGradWithJvp
+jvp_twin(_ContiguousGrad)
 
 
 def _avg_pool(op, rank, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
