@@ -52,28 +52,22 @@ LAYERS = [
 ]
 
 
-def median_call_us(fn, calls, repeats):
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - t) / calls * 1e6)
-    return statistics.median(samples)
+def call_us(fn, calls):
+    """Microseconds per call of fn, over `calls` calls in a row."""
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls * 1e6
 
 
 def pair(ours, theirs, calls, repeats):
+    """Medians of `repeats` interleaved samples of each."""
     ours(), theirs()  # warm up
     o, t = [], []
-    for _ in range(repeats):  # interleaved
-        o.append(median_call_us(ours, calls, 1))
-        t.append(median_call_us(theirs, calls, 1))
+    for _ in range(repeats):
+        o.append(call_us(ours, calls))
+        t.append(call_us(theirs, calls))
     return statistics.median(o), statistics.median(t)
-
-
-def tiny_input(name, rank, grad):
-    x = torch.randn((1, 1) + (4,) * rank, requires_grad=grad)
-    return x
 
 
 def tiny_call(lib, name, kw, x, rank):
@@ -93,7 +87,7 @@ def main(argv=None):
     for name, rank, kw in TINY:
         for mode in ("forward", "training step"):
             grad = mode != "forward"
-            x = tiny_input(name, rank, grad)
+            x = torch.randn((1, 1) + (4,) * rank, requires_grad=grad)
             o, t = tiny_call(PF, name, kw, x, rank), tiny_call(F, name, kw, x, rank)
             if grad:
                 def step(f):
@@ -122,23 +116,20 @@ def main(argv=None):
                              layout="channels_last" if cl else "contiguous",
                              poolext_us=us_o, torch_us=us_t, ratio=us_o / us_t))
             C.log(f"{label} {'NHWC' if cl else 'NCHW'}: poolext {us_o:.1f} us, torch {us_t:.1f} us")
-    env = C.environment() if hasattr(C, "environment") else {}
-    env.update(date=time.strftime("%Y-%m-%d"), torch=torch.__version__,
-               threads=torch.get_num_threads(), command=C.command_line(),
-               repeats=args.repeats)
+    env = C.environment(command=C.command_line(), repeats=args.repeats)
     out = Path(args.out) if args.out else C.RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"small-cpu-{C.slug(env.get('cpu', 'cpu'))}-{env['date']}"
+    stem = f"small-cpu-{C.slug(env['cpu'])}-{env['date']}"
     (out / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
-    lines = ["| kind | case | mode | shape | layout | poolext us | torch us | poolext / torch |",
-             "|---|---|---|---|---|--:|--:|--:|"]
-    lines += [f"| {r['kind']} | {r['case']} | {r['mode']} | {r['shape']} | {r['layout']} | "
-              f"{r['poolext_us']:.1f} | {r['torch_us']:.1f} | {r['ratio']:.2f} |" for r in rows]
+    table = C.markdown_table(
+        ["kind", "case", "mode", "shape", "layout", "poolext us", "torch us", "poolext / torch"],
+        [[r["kind"], r["case"], r["mode"], r["shape"], r["layout"], f"{r['poolext_us']:.1f}",
+          f"{r['torch_us']:.1f}", f"{r['ratio']:.2f}"] for r in rows], left=5)
     head = "\n".join(f"- {k}: {v}" for k, v in env.items())
     (out / f"{stem}.md").write_text(
-        f"# poolext benchmark: small problems\n\n{head}\n\n" + "\n".join(lines) +
-        "\n\npoolext / torch: time per call, below 1 is faster than torch.\n")
-    print("\n".join(lines))
+        f"# poolext benchmark: small problems\n\n{head}\n\n{table}\n\n"
+        "poolext / torch: time per call, below 1 is faster than torch.\n")
+    print(table)
     C.log(f"wrote {out / stem}.json, .md")
     return 0
 
